@@ -64,6 +64,7 @@
             ++ [
               ps.pytest
               ps.hypothesis
+              ps.supervisor # the lab runs router7's services under supervisord
             ]
           );
         in

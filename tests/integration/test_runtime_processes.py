@@ -1,5 +1,6 @@
 """The service runtime in real processes: pid files, signals, readiness, LAN-only HTTP."""
 
+import contextlib
 import os
 import shutil
 import signal
@@ -7,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -19,13 +19,31 @@ REPO = Path(__file__).parents[2]
 
 def start_echo(tmp_path, run_dir, name, *extra, env=None, netns=None):
     events = tmp_path / f"{name}.events"
-    cmd = [sys.executable, "-m", "tests.helpers.echo_service", "--perm", str(tmp_path / "perm"),
-           "--run-dir", str(run_dir), "--events", str(events), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.helpers.echo_service",
+        "--perm",
+        str(tmp_path / "perm"),
+        "--run-dir",
+        str(run_dir),
+        "--events",
+        str(events),
+        *extra,
+    ]
     if netns:
         cmd = ["ip", "netns", "exec", netns, *cmd]
-    proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})},
-                            stderr=open(tmp_path / f"{name}.log", "wb"))
-    wait_for(lambda: events.exists() and "started" in events.read_text(), f"{name} start", tmp_path / f"{name}.log")
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        stderr=(tmp_path / f"{name}.log").open("wb"),  # noqa: SIM115 - lives as long as the child
+    )
+    wait_for(
+        lambda: events.exists() and "started" in events.read_text(),
+        f"{name} start",
+        tmp_path / f"{name}.log",
+    )
     return proc, events
 
 
@@ -35,7 +53,9 @@ def wait_for(predicate, what, log=None, timeout=15.0):
         if predicate():
             return
         time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}" + (f"; log:\n{log.read_text()}" if log else ""))
+    raise AssertionError(
+        f"timed out waiting for {what}" + (f"; log:\n{log.read_text()}" if log else "")
+    )
 
 
 def lines(path):
@@ -88,8 +108,13 @@ def test_readiness_and_release_exit_code(tmp_path):
 
 
 def test_help_documents_common_flags():
-    out = subprocess.run([sys.executable, "-m", "tests.helpers.echo_service", "--help"], cwd=REPO,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.helpers.echo_service", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     for flag in ("--perm", "--run-dir", "--uplink", "--lan", "--log-level", "--events"):
         assert flag in out
 
@@ -101,7 +126,10 @@ def netns():
     name = f"r7rt{os.getpid()}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     yield name
-    subprocess.run(["ip", "netns", "pids", name], capture_output=True)
+    pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True).stdout
+    for pid in pids.split():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
     subprocess.run(["ip", "netns", "del", name], check=False)
 
 
@@ -111,9 +139,18 @@ def ns(name, *cmd):
 
 def fetch(netns, url):
     return subprocess.run(
-        ["ip", "netns", "exec", netns, sys.executable, "-c",
-         f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=3).read().decode())"],
-        capture_output=True, text=True)
+        [
+            "ip",
+            "netns",
+            "exec",
+            netns,
+            sys.executable,
+            "-c",
+            f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=3).read().decode())",
+        ],
+        capture_output=True,
+        text=True,
+    )
 
 
 @pytest.mark.root

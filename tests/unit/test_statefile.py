@@ -27,7 +27,9 @@ LEASE6 = {
 
 def test_round_trip_converts_values(tmp_path):
     path = tmp_path / "dhcp6" / "wire" / "lease.json"
-    write_json_atomic(path, {"prefixes": [{"prefix": "2a02:168:4a00::/48", "valid_lifetime": 86400}], "dns": []})
+    write_json_atomic(
+        path, {"prefixes": [{"prefix": "2a02:168:4a00::/48", "valid_lifetime": 86400}], "dns": []}
+    )
     lease = read_json(path, LEASE6)
     assert str(lease["prefixes"][0]["prefix"]) == "2a02:168:4a00::/48"
     assert lease["t1"] == 0  # optional field defaulted
@@ -37,7 +39,11 @@ def test_round_trip_converts_values(tmp_path):
 
 def test_schema_error_names_file_and_field(tmp_path):
     path = tmp_path / "lease.json"
-    path.write_text(json.dumps({"prefixes": [{"prefix": "2a02:168:4a00::1/48", "valid_lifetime": 1}], "dns": []}))
+    path.write_text(
+        json.dumps(
+            {"prefixes": [{"prefix": "2a02:168:4a00::1/48", "valid_lifetime": 1}], "dns": []}
+        )
+    )
     with pytest.raises(StateFileError) as e:
         read_json(path, LEASE6)
     assert e.value.path == str(path)
@@ -49,8 +55,14 @@ def test_schema_error_names_file_and_field(tmp_path):
     "doc, field",
     [
         ({"dns": []}, "prefixes"),  # missing
-        ({"prefixes": [{"prefix": "::/0", "valid_lifetime": "1"}], "dns": []}, "prefixes[0].valid_lifetime"),
-        ({"prefixes": [{"prefix": "::/0", "valid_lifetime": True}], "dns": []}, "prefixes[0].valid_lifetime"),
+        (
+            {"prefixes": [{"prefix": "::/0", "valid_lifetime": "1"}], "dns": []},
+            "prefixes[0].valid_lifetime",
+        ),
+        (
+            {"prefixes": [{"prefix": "::/0", "valid_lifetime": True}], "dns": []},
+            "prefixes[0].valid_lifetime",
+        ),
         ({"prefixes": [], "dns": [1]}, "dns[0]"),
         ({"prefixes": {}, "dns": []}, "prefixes"),
     ],

@@ -258,6 +258,8 @@ def http_server(st: StatePaths, port: int) -> list[str]:
         sys.executable,
         "-m",
         "twisted",
+        "--log-format",
+        "text",
         "web",
         "--listen",
         rf"tcp6:port={port}:interface=\:\:",

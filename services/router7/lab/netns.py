@@ -40,6 +40,16 @@ def need(prog: str) -> str:
     return found
 
 
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Our environment plus sbin dirs on PATH (for commands run in namespaces)."""
+    env = dict(os.environ)
+    parts = env.get("PATH", "").split(os.pathsep)
+    env["PATH"] = os.pathsep.join(
+        [*filter(None, parts), *(d for d in _EXTRA_PATH if d not in parts)]
+    )
+    return {**env, **(extra or {})}
+
+
 def run(
     *argv: str, check: bool = True, timeout: float | None = 30, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -100,7 +110,7 @@ def link_exists(ns: str, ifname: str) -> bool:
 
 def sysctl(ns: str, key: str, value: str | int) -> None:
     """Write a sysctl inside `ns` (net.* sysctls are per namespace)."""
-    run("ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"{key}={value}")
+    run("ip", "netns", "exec", ns, need("sysctl"), "-q", "-w", f"{key}={value}")
 
 
 def write_resolv_conf(ns: str, text: str) -> Path:

@@ -9,7 +9,6 @@ process (the CLI, a test) can stop or restart them individually.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from router7.lab import configs, procs
-from router7.lab.netns import LabError, listening, need
+from router7.lab.netns import LabError, child_env, listening, need
 
 if TYPE_CHECKING:
     from router7.lab.topology import Lab
@@ -210,12 +209,12 @@ def start(lab: Lab, name: str, timeout: float = 15.0) -> int:
             out.write(f"=== {time.strftime('%F %T')} starting: {' '.join(argv)}\n".encode())
             out.flush()
             proc = subprocess.Popen(
-                ["ip", "netns", "exec", lab.ns(p.node), *argv],
+                [need("ip"), "netns", "exec", lab.ns(p.node), *argv],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=lab.paths.root,
-                env={**os.environ, **p.env(lab)},
+                env=child_env(p.env(lab)),
                 # Own session: survives the CLI, and killpg reaches its children.
                 start_new_session=True,
             )

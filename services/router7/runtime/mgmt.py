@@ -48,7 +48,9 @@ def is_uplink(ifname: str, uplink: str) -> bool:
     return ifname == uplink or ifname.startswith("uplink")
 
 
-def private_bind_addresses(addresses: Iterable[InterfaceAddress], uplink: str = "uplink0") -> list[str]:
+def private_bind_addresses(
+    addresses: Iterable[InterfaceAddress], uplink: str = "uplink0"
+) -> list[str]:
     """The addresses a management listener may bind: private ones off the uplink.
 
     IPv6 link-local addresses get a ``%ifname`` zone, which bind() needs.
@@ -75,7 +77,9 @@ def kernel_addresses() -> list[InterfaceAddress]:
     with IPRoute() as ipr:
         names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
         return [
-            InterfaceAddress(names.get(msg["index"], "?"), ipaddress.ip_address(msg.get_attr("IFA_ADDRESS")))
+            InterfaceAddress(
+                names.get(msg["index"], "?"), ipaddress.ip_address(msg.get_attr("IFA_ADDRESS"))
+            )
             for msg in ipr.get_addr()
             if msg.get_attr("IFA_ADDRESS")
         ]
@@ -112,10 +116,14 @@ class ManagementListener:
             log.info("management :%d no longer on %s", self.port, address)
         for address in sorted(wanted - set(self.listeners)):
             try:
-                self.listeners[address] = self.reactor.listenTCP(self.port, self.site, interface=address)
+                self.listeners[address] = self.reactor.listenTCP(
+                    self.port, self.site, interface=address
+                )
             except CannotListenError as e:
                 # e.g. an IPv6 address still tentative; the next refresh tries again
-                log.warning("management :%d cannot listen on %s: %s", self.port, address, e.socketError)
+                log.warning(
+                    "management :%d cannot listen on %s: %s", self.port, address, e.socketError
+                )
                 continue
             log.info("management :%d listening on %s", self.port, address)
 

@@ -152,8 +152,12 @@ class Service:
             self.reactor.addSystemEventTrigger("before", "shutdown", self._stopping)
             # Twisted handles SIGTERM/SIGINT (clean reactor stop); we add USR1/USR2.
             # Handlers only schedule work: they may interrupt any Python code.
-            signal.signal(signal.SIGUSR1, lambda *_: self.reactor.callFromThread(self._safe, self.reload))
-            signal.signal(signal.SIGUSR2, lambda *_: self.reactor.callFromThread(self._safe, self.release))
+            signal.signal(
+                signal.SIGUSR1, lambda *_: self.reactor.callFromThread(self._safe, self.reload)
+            )
+            signal.signal(
+                signal.SIGUSR2, lambda *_: self.reactor.callFromThread(self._safe, self.release)
+            )
             self.reactor.run()
         finally:
             notify.unregister(self.run_dir, self.name)
@@ -173,11 +177,15 @@ class Service:
             log.info("ready")
 
         def failed(f):
-            log.error("start failed: %s", f.getTraceback() if log.isEnabledFor(logging.DEBUG) else f.value)
+            log.error(
+                "start failed: %s", f.getTraceback() if log.isEnabledFor(logging.DEBUG) else f.value
+            )
             self.shutdown(1)
 
         d.addCallbacks(ready, failed)
 
     def _stopping(self):
         sdnotify.sd_notify("STOPPING=1")
-        return defer.maybeDeferred(self.stop).addErrback(lambda f: log.error("stop failed: %s", f.value))
+        return defer.maybeDeferred(self.stop).addErrback(
+            lambda f: log.error("stop failed: %s", f.value)
+        )

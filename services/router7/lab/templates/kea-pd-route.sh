@@ -16,10 +16,12 @@ hook="$1"
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') $hook: $*" >>"$LOG"; }
 
 # Keep the raw environment of every call: it documents kea's variable names.
-{
+# One write per call, so concurrent (sync: false) calls do not interleave.
+block=$(
     echo "--- $(date '+%Y-%m-%dT%H:%M:%S') $hook"
     env | grep -E '^(QUERY6|LEASE6|LEASES6|DELETED_LEASES6)_' | sort
-} >>"$LOG.env"
+)
+printf '%s\n' "$block" >>"$LOG.env"
 
 # The CPE's next hop: the packet's link-local source (always on-link, even
 # when the CPE has not configured its IA_NA address yet), else its IA_NA.

@@ -1,0 +1,220 @@
+"""router7's own services running in the lab's router namespace.
+
+The services run under supervisord, as they would under systemd on the image:
+one process per service, restarted when it exits, except with exit code 125
+(a deliberate RELEASE-and-stop), each with its own log file. supervisord is a
+well-kept supervisor that does exactly this, so we generate its config rather
+than write a process supervisor of our own.
+
+Layout under the lab's state dir: router/perm (the router's /perm),
+router/run (pid files for notify), router/logs/<service>.log.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+from router7.lab.addresses import mac_for
+from router7.lab.netns import LabError
+from router7.runtime.statefile import write_json_atomic
+
+LAN_ADDRESS = "192.168.42.1/24"
+
+
+@dataclass(frozen=True)
+class RouterService:
+    name: str  # console script router7-<name>, module router7.<name>.service
+    priority: int  # supervisord starts lower numbers first
+    lan: bool = True  # takes --lan
+    uplink: bool = True  # takes --uplink
+
+
+# netconfigd first: it names and addresses the links the others use.
+SERVICES = (
+    RouterService("netconfigd", 10),
+    RouterService("dhcp4", 20, lan=False),
+    RouterService("dhcp6", 20, lan=False),
+    RouterService("dhcp4d", 30),
+    RouterService("radvd", 30),
+    RouterService("dnsd", 30),
+)
+
+
+def available(service: RouterService) -> bool:
+    """Whether this checkout has the service (later issues add more)."""
+    return importlib.util.find_spec(f"router7.{service.name}.service") is not None
+
+
+class RouterServices:
+    """Start, stop and inspect router7's services inside ``lab``'s router namespace."""
+
+    def __init__(self, lab):
+        self.lab = lab
+        self.root = lab.state_dir / "router"
+        self.perm = self.root / "perm"
+        self.run_dir = self.root / "run"
+        self.logs = self.root / "logs"
+        self.conf = self.root / "supervisord.conf"
+        self.bin = Path(sys.executable).parent
+
+    def services(self) -> list[RouterService]:
+        return [s for s in SERVICES if available(s)]
+
+    def default_interfaces(self) -> dict:
+        """interfaces.json for the lab: links named by their lab MACs, lan0 addressed."""
+        prefix = self.lab.prefix
+        return {
+            "interfaces": [
+                {"hardware_addr": mac_for(prefix, "router", "uplink0"), "name": "uplink0"},
+                {
+                    "hardware_addr": mac_for(prefix, "router", "lan0"),
+                    "name": "lan0",
+                    "addr": LAN_ADDRESS,
+                },
+            ]
+        }
+
+    def write_config(self) -> None:
+        for d in (self.perm, self.run_dir, self.logs):
+            d.mkdir(parents=True, exist_ok=True)
+        interfaces = self.perm / "interfaces.json"
+        if not interfaces.exists():  # the owner's edits survive `up`
+            write_json_atomic(interfaces, self.default_interfaces())
+        sock = self.root / "supervisor.sock"
+        parts = [
+            f"""\
+            [supervisord]
+            logfile={self.logs}/supervisord.log
+            pidfile={self.root}/supervisord.pid
+            childlogdir={self.logs}
+            [unix_http_server]
+            file={sock}
+            [rpcinterface:supervisor]
+            supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+            [supervisorctl]
+            serverurl=unix://{sock}
+            """
+        ]
+        for s in self.services():
+            args = f"--perm {self.perm} --run-dir {self.run_dir}"
+            args += " --uplink uplink0" if s.uplink else ""
+            args += " --lan lan0" if s.lan else ""
+            parts.append(
+                f"""\
+                [program:{s.name}]
+                command={self.bin}/router7-{s.name} {args}
+                priority={s.priority}
+                autorestart=unexpected
+                exitcodes=0,125
+                startsecs=1
+                startretries=1000000
+                stopwaitsecs=10
+                redirect_stderr=true
+                stdout_logfile={self.logs}/{s.name}.log
+                stdout_logfile_maxbytes=10MB
+                """
+            )
+        self.conf.write_text("".join(textwrap.dedent(p) for p in parts))
+
+    def running(self) -> bool:
+        pid_file = self.root / "supervisord.pid"
+        try:
+            pid = int(pid_file.read_text())
+        except (OSError, ValueError):
+            return False
+        return Path(f"/proc/{pid}").exists()
+
+    def start(self) -> None:
+        """Start supervisord (and so every service) in the router namespace; idempotent."""
+        self.write_config()
+        if self.running():
+            self.ctl("update")  # picks up services added since
+            self.ctl("start", "all")
+            return
+        self.lab.exec("router", str(self.bin / "supervisord"), "-c", str(self.conf))
+
+    def stop(self) -> None:
+        if self.running():
+            self.ctl("shutdown")
+
+    def ctl(self, *args: str) -> str:
+        proc = self.lab.exec(
+            "router", str(self.bin / "supervisorctl"), "-c", str(self.conf), *args, check=False
+        )
+        # supervisorctl exits 3 when a program is not RUNNING: that is information here
+        if proc.returncode not in (0, 3):
+            raise LabError(f"supervisorctl {' '.join(args)}: {proc.stdout}{proc.stderr}")
+        return proc.stdout
+
+    def status(self) -> dict:
+        """Services and what the router learned: WAN address, prefix, LAN clients."""
+        services = {}
+        if self.running():
+            for line in self.ctl("status").splitlines():
+                name, _, rest = line.partition(" ")
+                services[name] = rest.strip()
+        return {
+            "services": services,
+            "wan": _read(self.perm / "dhcp4/wire/lease.json"),
+            "ipv6": _read(self.perm / "dhcp6/wire/lease.json"),
+            "lan_address": LAN_ADDRESS,
+            "clients": _read(self.perm / "dhcp4d/leases.json") or [],
+        }
+
+
+def _read(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def format_status(status: dict) -> str:
+    """A router owner's summary of RouterServices.status()."""
+    lines = ["router services:"]
+    if not status["services"]:
+        lines.append("  (not running)")
+    lines += [f"  {name:<11} {state}" for name, state in status["services"].items()]
+    wan = status["wan"] or {}
+    lines.append(f"WAN address:      {wan.get('address', '(no DHCPv4 lease yet)')}")
+    lines.append(f"default gateway:  {wan.get('router', '-')}")
+    v6 = status["ipv6"] or {}
+    prefixes = ", ".join(p.get("prefix", "?") for p in v6.get("prefixes", [])) or "(none yet)"
+    lines.append(f"delegated prefix: {prefixes}")
+    lines.append(f"LAN address:      {status['lan_address']}")
+    clients = status["clients"]
+    if isinstance(clients, dict):  # tolerate a map keyed by MAC
+        clients = list(clients.values())
+    lines.append(f"LAN clients:      {len(clients)}")
+    for c in clients:
+        lines.append(
+            f"  {c.get('addr', '?'):<16} {c.get('hardware_addr', '?'):<18} {c.get('hostname', '')}"
+        )
+    return "\n".join(lines)
+
+
+def start_lan_clients(lab) -> None:
+    """Let each LAN host configure itself by DHCP, like a household device.
+
+    dhcpcd keeps state in /var/lib/dhcpcd and runs hooks that edit host files
+    (resolv.conf, hostname): give it tmpfs state directories and /bin/true as
+    its script, so the host stays untouched. The tmpfs mounts stay private:
+    `ip netns exec` runs each command in its own mount namespace, slave to /.
+    """
+    for node in [n for n in lab.existing_nodes() if n.startswith("lan")]:
+        running = lab.exec(node, "pgrep", "-x", "dhcpcd", check=False)
+        if running.returncode == 0:
+            continue
+        script = (
+            "mount -t tmpfs tmpfs /var/lib/dhcpcd 2>/dev/null || "
+            "{ mkdir -p /var/lib/dhcpcd && mount -t tmpfs tmpfs /var/lib/dhcpcd; }; "
+            "mkdir -p /run/dhcpcd && mount -t tmpfs tmpfs /run/dhcpcd; "
+            f"exec dhcpcd -4 -b -c /bin/true -h {node} eth0"
+        )
+        log = (lab.paths.logs / f"{node}-dhcpcd.log").open("ab")
+        lab.popen(node, "sh", "-c", script, stdout=log, stderr=log)

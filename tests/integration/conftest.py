@@ -1,0 +1,91 @@
+"""Fixtures for integration tests against a router7-lab (network namespaces).
+
+- `lab`: one lab per test session (prefix `t<pid>`), brought up once and torn
+  down at the end; before each test any peer a previous test stopped is
+  restarted. Skips when not root or when ip/kea are missing.
+- `wait_until`: poll a predicate with a timeout.
+- `host_resolv_conf`: the host's /etc/resolv.conf as read when the session
+  started (the lab must never change it).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from router7.lab import PEER_NAMES, Lab, LabError
+from router7.lab.netns import which
+from router7.lab.topology import REQUIRED_TOOLS
+
+RESOLV_CONF = Path("/etc/resolv.conf")
+# Read at import, i.e. before any lab of this session exists.
+_HOST_RESOLV_CONF = RESOLV_CONF.read_bytes() if RESOLV_CONF.exists() else None
+
+
+def lab_unavailable() -> str | None:
+    """Why lab tests cannot run here, or None if they can."""
+    if os.geteuid() != 0:
+        return "router7-lab needs root (network namespaces, veths, daemons)"
+    missing = [t for t in (*REQUIRED_TOOLS, "dhclient", "dig", "curl") if not which(t)]
+    if missing:
+        return f"router7-lab needs {', '.join(missing)} (apt: kea, dnsmasq, radvd, ...)"
+    return None
+
+
+def session_prefix(suffix: str = "") -> str:
+    """A lab prefix unique to this pytest process, short enough for any name."""
+    return f"t{os.getpid() % 100000}{suffix}"
+
+
+@pytest.fixture(scope="session")
+def host_resolv_conf() -> bytes | None:
+    return _HOST_RESOLV_CONF
+
+
+@pytest.fixture(scope="session")
+def lab_session() -> Iterator[Lab]:
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    lab = Lab(session_prefix(), lan_hosts=1)
+    try:
+        lab.up()
+    except LabError:
+        lab.down()
+        raise
+    yield lab
+    lab.down()
+    now = RESOLV_CONF.read_bytes() if RESOLV_CONF.exists() else None
+    assert now == _HOST_RESOLV_CONF, "the lab changed the host's /etc/resolv.conf"
+
+
+@pytest.fixture
+def lab(lab_session: Lab) -> Lab:
+    """The session's lab with every peer running (tests may stop some)."""
+    if not all(lab_session.peer_running(p) for p in PEER_NAMES):
+        lab_session.up()
+    return lab_session
+
+
+def _wait_until(
+    predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.1, what: str = ""
+) -> object:
+    """Return predicate()'s first truthy value; fail the test after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., object]:
+    """wait_until(predicate, timeout=10, interval=0.1, what="") -> truthy value."""
+    return _wait_until
