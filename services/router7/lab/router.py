@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from router7.lab.addresses import mac_for
-from router7.lab.netns import LabError
+from router7.lab.netns import LabError, netns_pids
 from router7.runtime.statefile import write_json_atomic
 
 LAN_ADDRESS = "192.168.42.1/24"
@@ -167,6 +167,13 @@ class RouterServices:
         }
 
 
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def _read(path: Path):
     try:
         return json.loads(path.read_text())
@@ -203,18 +210,18 @@ def start_lan_clients(lab) -> None:
 
     dhcpcd keeps state in /var/lib/dhcpcd and runs hooks that edit host files
     (resolv.conf, hostname): give it tmpfs state directories and /bin/true as
-    its script, so the host stays untouched. The tmpfs mounts stay private:
+    its script, so the host stays untouched (/var/lib/dhcpcd must exist: the
+    dhcpcd-base package creates it). The tmpfs mounts stay private:
     `ip netns exec` runs each command in its own mount namespace, slave to /.
     """
     for node in [n for n in lab.existing_nodes() if n.startswith("lan")]:
-        running = lab.exec(node, "pgrep", "-x", "dhcpcd", check=False)
-        if running.returncode == 0:
+        # pgrep would see every namespace's processes: look only at this node's.
+        if any(_comm(pid) == "dhcpcd" for pid in netns_pids(lab.ns(node))):
             continue
         script = (
-            "mount -t tmpfs tmpfs /var/lib/dhcpcd 2>/dev/null || "
-            "{ mkdir -p /var/lib/dhcpcd && mount -t tmpfs tmpfs /var/lib/dhcpcd; }; "
-            "mkdir -p /run/dhcpcd && mount -t tmpfs tmpfs /run/dhcpcd; "
-            f"exec dhcpcd -4 -b -c /bin/true -h {node} eth0"
+            "mount -t tmpfs tmpfs /run && mkdir -p /run/dhcpcd && "
+            "mount -t tmpfs tmpfs /var/lib/dhcpcd && "
+            f"exec dhcpcd -f /dev/null -4 -b -c /bin/true -h {node} eth0"
         )
         log = (lab.paths.logs / f"{node}-dhcpcd.log").open("ab")
         lab.popen(node, "sh", "-c", script, stdout=log, stderr=log)

@@ -1,0 +1,146 @@
+"""The status page, /lease/, /sethostname and the metrics collector, without a listener."""
+
+from ipaddress import IPv4Address
+
+from prometheus_client import generate_latest
+from twisted.internet.address import IPv4Address as TwistedAddress
+from twisted.internet.task import Clock
+from twisted.web.server import NOT_DONE_YET
+from twisted.web.test.requesthelper import DummyRequest
+
+from router7.dhcp4d.config import Config
+from router7.dhcp4d.http import StatusPage, registry_for
+from router7.dhcp4d.leases import Lease, LeaseTable
+from router7.dhcp4d.oui import VendorDB
+from router7.dhcp4d.pool import Pool
+from router7.dhcp4d.server import Dhcp4Server
+
+T0 = 1_700_000_000.0
+
+
+class App:
+    """What service.Dhcp4dService offers the HTTP handlers."""
+
+    def __init__(self):
+        self.clock = Clock()
+        self.clock.advance(T0)
+        table = LeaseTable(Pool.for_interface("192.168.42.1/24"))
+        table.load(
+            [
+                Lease(
+                    IPv4Address("192.168.42.20"),
+                    "7c:bb:8a:00:00:01",
+                    "switch",
+                    "",
+                    T0 + 600,
+                    T0 - 600,
+                ),
+                Lease(
+                    IPv4Address("192.168.42.21"),
+                    "02:73:53:00:00:02",
+                    "oldphone",
+                    "",
+                    T0 - 60,
+                    T0 - 1260,
+                ),
+                Lease(IPv4Address("192.168.42.5"), "02:73:53:00:00:03", "printer", "", None, None),
+            ]
+        )
+        self.server = Dhcp4Server(self.clock, table, Config())
+        self.vendors = VendorDB({"027353": "router7 test vendor"})
+        self.changed = 0
+
+    def leases(self):
+        return self.server.table.all()
+
+    def stats(self):
+        return self.server.stats
+
+    def lease_time(self):
+        return 1200
+
+    def set_hostname(self, mac, hostname):
+        ok = self.server.table.set_hostname(mac, hostname, self.clock.seconds()) is not None
+        self.changed += ok
+        return ok
+
+
+def render(root, path, client="192.168.42.20", method=b"GET", args=None, headers=None):
+    segments = path.strip("/").split("/") if path.strip("/") else [""]
+    req = DummyRequest([s.encode() for s in segments])
+    req.method = method
+    req.client = TwistedAddress("TCP", client, 40000)
+    for k, v in (args or {}).items():
+        req.addArg(k.encode(), v.encode())
+    for k, v in (headers or {}).items():
+        req.requestHeaders.setRawHeaders(k.encode(), [v.encode()])
+    node = root
+    while req.postpath and not getattr(node, "isLeaf", False):
+        node = node.getChildWithDefault(req.postpath.pop(0), req)
+        req.prepath.append(b"")
+    body = node.render(req)
+    if body != NOT_DONE_YET:
+        req.write(body)
+    return req, b"".join(req.written).decode()
+
+
+def test_status_page_lists_active_expired_and_static_leases_with_vendor():
+    app = App()
+    req, body = render(StatusPage(app), "/")
+    assert req.responseCode in (None, 200)
+    assert "DHCPv4 status" in body and "2 active of 3" in body
+    for text in ("switch", "oldphone", "printer", "Nintendo", "router7 test vendor"):
+        assert text in body
+    assert body.index("printer") < body.index("switch") < body.index("oldphone")
+    assert '<tr class="expired"><td>192.168.42.21' in body
+    assert '<tr class="active"><td>192.168.42.20' in body
+
+
+def test_public_clients_are_refused():
+    req, _ = render(StatusPage(App()), "/", client="198.51.100.7")
+    assert req.responseCode == 403
+    req, _ = render(
+        StatusPage(App()), "/", client="127.0.0.1", headers={"X-Forwarded-For": "198.51.100.7"}
+    )
+    assert req.responseCode == 403
+    req, _ = render(StatusPage(App()), "/lease/switch", client="198.51.100.7")
+    assert req.responseCode == 403
+
+
+def test_lease_by_hostname_and_active_header():
+    app = App()
+    req, body = render(StatusPage(app), "/lease/switch")
+    assert '"addr": "192.168.42.20"' in body and '"hardware_addr": "7c:bb:8a:00:00:01"' in body
+    # 600 s left of a 1200 s period: not renewed within the last third
+    assert req.responseHeaders.getRawHeaders(b"x-lease-active") == [b"false"]
+    app.server.table.lease_of("7c:bb:8a:00:00:01").expiry = T0 + 1100
+    req, _ = render(StatusPage(app), "/lease/switch")
+    assert req.responseHeaders.getRawHeaders(b"x-lease-active") == [b"true"]
+    req, _ = render(StatusPage(app), "/lease/nosuchhost")
+    assert req.responseCode == 404
+
+
+def test_sethostname_renames_an_unexpired_lease_only():
+    app = App()
+    args = {"hardwareaddr": "7c:bb:8a:00:00:01", "hostname": "Living Room"}
+    req, _ = render(StatusPage(app), "/sethostname", method=b"POST", args=args)
+    assert req.responseCode == 302
+    lease = app.server.table.lease_of("7c:bb:8a:00:00:01")
+    assert lease.hostname == lease.hostname_override == "living-room" and app.changed == 1
+    args = {"hardwareaddr": "02:73:53:00:00:02", "hostname": "x"}
+    req, _ = render(StatusPage(app), "/sethostname", method=b"POST", args=args)
+    assert req.responseCode == 404 and app.changed == 1
+
+
+def test_metrics_report_leases_packets_drops_and_exhaustion():
+    app = App()
+    app.server.handle_bytes(b"garbage")
+    app.server.stats.pool_exhausted = 3
+    app.server.stats.received["discover"] = 5
+    text = generate_latest(registry_for(app)).decode()
+    assert "router7_dhcp4d_leases_active 2.0" in text
+    assert "non_expired_leases 2.0" in text
+    assert 'router7_dhcp4d_packets_dropped_total{reason="not_dhcp"} 1.0' in text
+    assert 'router7_dhcp4d_packets_received_total{type="discover"} 5.0' in text
+    assert "router7_dhcp4d_pool_exhausted_total 3.0" in text
+    assert "router7_dhcp4d_pool_size 253.0" in text
