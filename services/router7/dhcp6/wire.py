@@ -15,8 +15,8 @@ import struct
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 
-from scapy.layers import dhcp6 as s
 from scapy.config import conf
+from scapy.layers import dhcp6 as s
 from scapy.packet import NoPayload, Packet, Raw
 
 # Message types (RFC 8415 section 7.3).
