@@ -43,21 +43,25 @@ python3Packages.buildPythonApplication {
 
   build-system = with python3Packages; [ setuptools ];
 
-  dependencies = with python3Packages; [
-    twisted
-    dnslib
-    # The default scapy pulls tcpdump, ipython, matplotlib and sox into the
-    # closure; the daemons only build and parse packets. BPF filters are
-    # compiled through libpcap, which scapy keeps in every variant.
-    (scapy.override {
-      withOptionalDeps = false;
-      withPlottingSupport = false;
-      withVoipSupport = false;
-    })
-    pyroute2
-    pyserial
-    prometheus-client
-  ];
+  dependencies =
+    with python3Packages;
+    [
+      twisted
+      dnslib
+      # The default scapy pulls tcpdump, ipython, matplotlib and sox into the
+      # closure; the daemons only build and parse packets. BPF filters are
+      # compiled through libpcap, which scapy keeps in every variant.
+      (scapy.override {
+        withOptionalDeps = false;
+        withPlottingSupport = false;
+        withVoipSupport = false;
+      })
+      pyroute2
+      pyserial
+      prometheus-client
+    ]
+    # captured streams packet captures over SSH (Twisted conch).
+    ++ twisted.optional-dependencies.conch;
 
   # The daemons call `ip` (and later `nft`); the wrappers of the console
   # scripts put them first on PATH so the system's copies do not matter.

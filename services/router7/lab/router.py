@@ -42,6 +42,9 @@ SERVICES = (
     RouterService("dhcp4d", 30),
     RouterService("radvd", 30),
     RouterService("dnsd", 30),
+    RouterService("captured", 40),
+    RouterService("diagd", 40),
+    RouterService("backupd", 40, lan=False),
 )
 
 

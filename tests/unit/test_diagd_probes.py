@@ -1,0 +1,79 @@
+"""Probes that can run without a network: the DNS client's matching and verdicts."""
+
+from __future__ import annotations
+
+import pytest
+from dnslib import RCODE, RR, DNSRecord
+
+from router7.diagd.probes import DnsClient
+from router7.diagd.tree import CheckFailed
+
+
+class FakePort:
+    def __init__(self):
+        self.sent = []
+
+    def write(self, data, addr):
+        self.sent.append((DNSRecord.parse(data), addr))
+
+    def stopListening(self):
+        pass
+
+
+class FakeReactor:
+    def __init__(self):
+        self.ports = []
+
+    def listenUDP(self, port, proto, interface=""):
+        self.ports.append((interface, FakePort()))
+        return self.ports[-1][1]
+
+    def seconds(self):
+        return 0.0
+
+
+def ask(server="198.51.100.53"):
+    reactor = FakeReactor()
+    client = DnsClient(reactor)
+    results = []
+    client.query(server, "www.example.test").addBoth(results.append)
+    ((query, addr),) = reactor.ports[0][1].sent
+    return client, query, addr, results
+
+
+def test_answer_is_matched_by_server_and_id():
+    client, query, addr, results = ask()
+    assert addr == ("198.51.100.53", 53) and str(query.q.qname) == "www.example.test."
+    reply = query.reply()
+    reply.add_answer(*RR.fromZone("www.example.test. 60 A 203.0.113.10"))
+    client.received(b"\x00garbage", addr)
+    client.received(reply.pack(), ("198.51.100.54", 53))  # another server: not ours
+    wrong = query.reply()
+    wrong.header.id ^= 1
+    client.received(wrong.pack(), addr)
+    assert results == []
+    client.received(reply.pack(), addr)
+    assert results[0].startswith("198.51.100.53: www.example.test is 203.0.113.10")
+
+
+def test_nxdomain_counts_as_answering_servfail_does_not():
+    client, query, addr, results = ask()
+    reply = query.reply()
+    reply.header.rcode = RCODE.NXDOMAIN
+    client.received(reply.pack(), addr)
+    assert "NXDOMAIN" in results[0]
+
+    client, query, addr, results = ask("2001:db8:1::53")
+    reply = query.reply()
+    reply.header.rcode = RCODE.SERVFAIL
+    client.received(reply.pack(), ("2001:db8:1::53", 53, 0, 0))
+    with pytest.raises(CheckFailed, match="SERVFAIL"):
+        results[0].raiseException()
+
+
+def test_cancel_forgets_the_question():
+    client, query, addr, results = ask()
+    d = client.pending[(addr[0], query.header.id)]
+    d.cancel()
+    assert client.pending == {}
+    results[0].trap(Exception)
