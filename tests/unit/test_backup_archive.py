@@ -7,12 +7,14 @@ import io
 import os
 import tarfile
 
+from prometheus_client import CollectorRegistry
 from twisted.internet.address import IPv4Address
 from twisted.web.resource import getChildForRequest
 from twisted.web.test.requesthelper import DummyRequest
 
 from router7.backupd.archive import CHUNK, backup_stream, walk
 from router7.backupd.http import Root
+from router7.runtime.mgmt import management_site
 
 
 def make_perm(root):
@@ -97,7 +99,8 @@ def test_http_streams_backup_to_lan_clients_only(tmp_path):
     assert request.finished
     assert request.responseHeaders.getRawHeaders(b"content-type") == [b"application/gzip"]
     assert body == b"".join(backup_stream(perm))
-    request, body = get(root, b"/backup.tar.gz", "203.0.113.10")
+    served = management_site(Root(perm), CollectorRegistry()).resource
+    request, body = get(served, b"/backup.tar.gz", "203.0.113.10")
     assert request.responseCode == 403 and b"backup" not in body
 
 

@@ -2,7 +2,7 @@
 
 from ipaddress import IPv4Address
 
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from twisted.internet.address import IPv4Address as TwistedAddress
 from twisted.internet.task import Clock
 from twisted.web.server import NOT_DONE_YET
@@ -14,6 +14,7 @@ from router7.dhcp4d.leases import Lease, LeaseTable
 from router7.dhcp4d.oui import VendorDB
 from router7.dhcp4d.pool import Pool
 from router7.dhcp4d.server import Dhcp4Server
+from router7.runtime.mgmt import management_site
 
 T0 = 1_700_000_000.0
 
@@ -97,14 +98,17 @@ def test_status_page_lists_active_expired_and_static_leases_with_vendor():
 
 
 def test_public_clients_are_refused():
-    req, _ = render(StatusPage(App()), "/", client="198.51.100.7")
+    def served():  # as the service serves it: through management_site's guard
+        return management_site(StatusPage(App()), CollectorRegistry()).resource
+
+    req, _ = render(served(), "/", client="198.51.100.7")
     assert req.responseCode == 403
-    req, _ = render(
-        StatusPage(App()), "/", client="127.0.0.1", headers={"X-Forwarded-For": "198.51.100.7"}
-    )
+    req, _ = render(served(), "/", client="127.0.0.1", headers={"X-Forwarded-For": "198.51.100.7"})
     assert req.responseCode == 403
-    req, _ = render(StatusPage(App()), "/lease/switch", client="198.51.100.7")
+    req, _ = render(served(), "/lease/switch", client="198.51.100.7")
     assert req.responseCode == 403
+    req, body = render(served(), "/lease/switch", client="192.168.42.20")
+    assert req.responseCode != 403 and "192.168.42.20" in body
 
 
 def test_lease_by_hostname_and_active_header():

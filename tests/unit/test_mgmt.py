@@ -53,3 +53,39 @@ def test_refresh_follows_address_changes():
     assert set(reactor.open) == {"192.168.43.1"}
     m.stop()
     assert reactor.open == {}
+
+
+def _resolve(site, path, client, headers=()):
+    """The resource a request would be rendered by (metrics is WSGI: not rendered here)."""
+    from twisted.internet.address import IPv4Address, IPv6Address
+    from twisted.web.resource import getChildForRequest
+    from twisted.web.test.requesthelper import DummyRequest
+
+    request = DummyRequest(path.lstrip(b"/").split(b"/"))
+    family = IPv6Address if ":" in client else IPv4Address
+    request.client = family("TCP", client, 40000)
+    for name, value in headers:
+        request.requestHeaders.addRawHeader(name, value)
+    return getChildForRequest(site.resource, request), request
+
+
+def test_management_site_refuses_public_clients_everywhere():
+    from prometheus_client import CollectorRegistry
+
+    from router7.runtime.mgmt import _Forbidden, management_site
+
+    site = management_site(registry=CollectorRegistry())
+    for client in ("192.168.42.7", "127.0.0.1", "fe80::1%lan0", "::ffff:10.0.0.1", "fd00::7"):
+        assert not isinstance(_resolve(site, b"/metrics", client)[0], _Forbidden), client
+
+    def refused(path, client, headers=()):
+        leaf, request = _resolve(site, path, client, headers)
+        body = leaf.render(request)
+        return request.responseCode == 403 and b"forbidden" in body
+
+    for path in (b"/", b"/metrics", b"/no/such/page"):
+        assert refused(path, "85.195.207.62")
+    assert refused(b"/", "2a02:168:4a00::7")
+    # a local reverse proxy forwarding a public client
+    assert refused(b"/", "127.0.0.1", [(b"x-forwarded-for", b"203.0.113.9")])
+    assert not refused(b"/", "127.0.0.1")

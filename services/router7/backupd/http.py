@@ -7,7 +7,6 @@ one chunk at a time.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 from pathlib import Path
@@ -18,20 +17,8 @@ from twisted.web import resource, server
 from zope.interface import implementer
 
 from router7.backupd.archive import backup_stream
-from router7.runtime.mgmt import _PRIVATE_NETS
 
 log = logging.getLogger(__name__)
-
-
-def private_client(request) -> bool:
-    """Defence in depth on top of binding LAN addresses only: refuse public clients."""
-    try:
-        ip = ipaddress.ip_address(request.getClientAddress().host.split("%")[0])
-    except (ValueError, AttributeError):
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return any(ip in n for n in _PRIVATE_NETS)
 
 
 class Metrics:
@@ -107,22 +94,12 @@ class BackupResource(resource.Resource):
         return server.NOT_DONE_YET
 
 
-class _Forbidden(resource.Resource):
-    isLeaf = True
-
-    def render(self, request):
-        request.setResponseCode(403)
-        return b"forbidden: not a private address\n"
-
-
 class Root(resource.Resource):
     def __init__(self, perm: Path, metrics: Metrics | None = None):
         super().__init__()
         self.putChild(b"backup.tar.gz", BackupResource(perm, metrics))
 
     def getChildWithDefault(self, path, request):
-        if not private_client(request):
-            return _Forbidden()
         if path == b"":
             return self
         return super().getChildWithDefault(path, request)

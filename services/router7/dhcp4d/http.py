@@ -9,7 +9,6 @@ every handler refuses non-private clients, which router7 forgot for /lease/ and
 from __future__ import annotations
 
 import html
-import ipaddress
 import json
 from datetime import UTC, datetime
 
@@ -19,36 +18,12 @@ from twisted.web import resource
 
 from router7.dhcp4d.leases import Lease
 from router7.dhcp4d.store import to_json
-from router7.runtime.mgmt import _PRIVATE_NETS
-
-
-def _private(request) -> bool:
-    try:
-        ip = ipaddress.ip_address(request.getClientAddress().host.split("%")[0])
-    except (ValueError, AttributeError):
-        return False
-    if ip.is_loopback:
-        forwarded = request.getHeader(b"x-forwarded-for")
-        if forwarded:  # a local reverse proxy: judge the real client (router7 does this)
-            try:
-                ip = ipaddress.ip_address(forwarded.split(b",")[0].strip().decode())
-            except ValueError:
-                return False
-    return any(ip in n for n in _PRIVATE_NETS)
 
 
 def _when(seconds: float | None) -> str:
     if seconds is None:
         return "never"
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-class _Forbidden(resource.Resource):
-    isLeaf = True
-
-    def render(self, request):
-        request.setResponseCode(403)
-        return b"forbidden: not a private address\n"
 
 
 class StatusPage(resource.Resource):
@@ -59,13 +34,6 @@ class StatusPage(resource.Resource):
         self.app = app  # has .server (or None), .vendors, .clock, .set_hostname()
         self.putChild(b"lease", LeaseByName(app))
         self.putChild(b"sethostname", SetHostname(app))
-
-    def getChildWithDefault(self, path, request):
-        # Checked here rather than in getChild: it also covers /metrics and the
-        # other registered children.
-        if not _private(request):
-            return _Forbidden()
-        return super().getChildWithDefault(path, request)
 
     def getChild(self, path, request):
         return self if path == b"" else super().getChild(path, request)

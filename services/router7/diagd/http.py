@@ -9,7 +9,6 @@ always with status 200 like router7's (the body carries the verdict).
 from __future__ import annotations
 
 import html
-import ipaddress
 import json
 import time
 
@@ -20,18 +19,7 @@ from twisted.python import log as twlog
 from twisted.web import resource, server
 
 from router7.diagd.tree import Evaluator, Report, Result
-from router7.runtime.mgmt import _PRIVATE_NETS, management_site
-
-
-def private_client(request) -> bool:
-    """Defence in depth on top of binding LAN addresses only: refuse public clients."""
-    try:
-        ip = ipaddress.ip_address(request.getClientAddress().host.split("%")[0])
-    except (ValueError, AttributeError):
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return any(ip in n for n in _PRIVATE_NETS)
+from router7.runtime.mgmt import management_site
 
 
 class DiagCollector:
@@ -63,14 +51,6 @@ def registry_for(evaluator: Evaluator) -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(DiagCollector(evaluator))
     return registry
-
-
-class _Forbidden(resource.Resource):
-    isLeaf = True
-
-    def render(self, request):
-        request.setResponseCode(403)
-        return b"forbidden: not a private address\n"
 
 
 class _Evaluated(resource.Resource):
@@ -190,8 +170,6 @@ class Root(resource.Resource):
         self.putChild(b"health.json", HealthJson(evaluator))
 
     def getChildWithDefault(self, path, request):
-        if not private_client(request):
-            return _Forbidden()
         if path == b"":
             return self.page
         return super().getChildWithDefault(path, request)

@@ -133,13 +133,62 @@ class ManagementListener:
         self.listeners.clear()
 
 
+def is_private(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped  # a dual-stack socket's view of an IPv4 client
+    return any(address in n for n in _PRIVATE_NETS)
+
+
+def private_client(request) -> bool:
+    """Whether an HTTP request comes from a private (LAN, loopback) address.
+
+    A loopback client with X-Forwarded-For is a local reverse proxy: judge the
+    client it names (as router7 does).
+    """
+    try:
+        ip = ipaddress.ip_address(request.getClientAddress().host.split("%")[0])
+        forwarded = request.getHeader(b"x-forwarded-for")
+        if ip.is_loopback and forwarded:
+            ip = ipaddress.ip_address(forwarded.split(b",")[0].strip().decode())
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return False
+    return is_private(ip)
+
+
+class _Forbidden(resource.Resource):
+    isLeaf = True
+
+    def render(self, request):
+        request.setResponseCode(403)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return b"forbidden: not a private address\n"
+
+
+class _PrivateOnly(resource.Resource):
+    """Refuses non-private clients before any child of ``inner`` is looked up.
+
+    Defence in depth on top of binding LAN addresses only: traffic that reaches a
+    LAN address through the uplink (Linux accepts it on any interface) is refused.
+    Every request passes through here, because a path always has one segment.
+    """
+
+    def __init__(self, inner: resource.Resource):
+        super().__init__()
+        self.inner = inner
+
+    def getChildWithDefault(self, path, request):
+        if not private_client(request):
+            return _Forbidden()
+        return self.inner.getChildWithDefault(path, request)
+
+
 def management_site(
     root: resource.Resource | None = None, registry: CollectorRegistry = REGISTRY
 ) -> server.Site:
-    """A Site serving ``root`` with Prometheus metrics under /metrics."""
+    """A Site serving ``root`` to private clients only, with Prometheus metrics under /metrics."""
     root = root if root is not None else _Index()
     root.putChild(b"metrics", MetricsResource(registry=registry))
-    site = server.Site(root)
+    site = server.Site(_PrivateOnly(root))
     site.displayTracebacks = False
     return site
 
