@@ -1,0 +1,532 @@
+"""netconfigd's inputs: the three config files and the two lease files.
+
+router7's schemas are accepted as they are (a router7 /perm moves over), plus the
+fields the Python DHCP clients add. Every file is optional: a missing file means
+"nothing of this kind" (router7 failed without interfaces.json, see reference §17.2).
+
+A malformed file must never take the router offline. ``ConfigStore`` keeps the last
+good parse of each file, in memory and in a cache under the run directory (which
+survives a restart of netconfigd but not a reboot), and falls back to it, reporting
+the error with path and field.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from router7.runtime.statefile import (
+    Optional,
+    StateFileError,
+    ip_address,
+    ip_interface,
+    ip_network,
+    validate,
+    write_bytes_atomic,
+)
+
+log = logging.getLogger(__name__)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+# --- converters (raise ValueError; statefile turns that into path + field) -----
+
+_MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+# What the kernel accepts as a name and what is safe to put in an nft script verbatim.
+_IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+_PORT_RE = re.compile(r"^(\d+)(?:-(\d+))?$")
+FEC_MODES = ("", "RS", "BaseR", "LLRS", "Auto", "None", "Off")
+
+
+def _mac(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a MAC address string, got {json.dumps(value)}")
+    mac = value.strip().lower().replace("-", ":")
+    if mac and not _MAC_RE.match(mac):
+        raise ValueError(f"not a MAC address: {value!r}")
+    return mac
+
+
+def _ifname(value: Any) -> str:
+    if not isinstance(value, str) or not _IFNAME_RE.match(value):
+        raise ValueError(f"not an interface name (1-15 of A-Z a-z 0-9 _ . -): {value!r}")
+    return value
+
+
+def _maybe(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Go's omitempty: an empty string means 'not set'."""
+
+    def check(value: Any) -> Any:
+        return None if value == "" else convert(value)
+
+    return check
+
+
+def _cidr(value: Any) -> IPInterface:
+    """An address with its prefix length; a bare address would silently become a /32."""
+    if isinstance(value, str) and "/" not in value:
+        raise ValueError(f"needs a prefix length, e.g. 192.168.42.1/24: {value!r}")
+    return ip_interface(value)
+
+
+def _fec(value: Any) -> str:
+    if value not in FEC_MODES:
+        raise ValueError(f"unknown FEC mode {value!r} (one of {', '.join(FEC_MODES[1:])})")
+    return value
+
+
+def _mtu(value: Any) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not (value == 0 or 68 <= value <= 65535)
+    ):
+        raise ValueError(f"MTU must be 0 (unchanged) or 68..65535, got {json.dumps(value)}")
+    return value
+
+
+def port_range(value: Any) -> tuple[int, int]:
+    """router7's port syntax: "N" or "N-M", 16 bits."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError(f'expected a port like "80" or "8000-8010", got {json.dumps(value)}')
+    m = _PORT_RE.match(value.strip())
+    if not m:
+        raise ValueError(f"not a port or port range: {value!r}")
+    lo = int(m.group(1))
+    hi = int(m.group(2)) if m.group(2) else lo
+    if not (1 <= lo <= hi <= 65535):
+        raise ValueError(f"port range out of order or outside 1..65535: {value!r}")
+    return (lo, hi)
+
+
+def _protos(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, str):
+        raise ValueError(f'expected "tcp", "udp" or "tcp,udp", got {json.dumps(value)}')
+    if value.strip() == "":
+        return ("tcp",)  # router7: an empty proto means tcp
+    protos = tuple(p.strip() for p in value.split(","))
+    for p in protos:
+        if p not in ("tcp", "udp"):
+            raise ValueError(f"unknown protocol {p!r} (tcp, udp or a comma list)")
+    return tuple(dict.fromkeys(protos))
+
+
+def _wg_key(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected a base64 key")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        raise ValueError("not base64") from None
+    if len(raw) != 32:
+        raise ValueError(f"a WireGuard key has 32 bytes, this one {len(raw)}")
+    return value
+
+
+def _go_or_cidr_prefix(value: Any) -> ipaddress.IPv6Network:
+    """A delegated prefix: "2001:db8::/48" or router7's Go IPNet {"IP": .., "Mask": base64}."""
+    if isinstance(value, dict) and "IP" in value and "Mask" in value:
+        try:
+            mask = base64.b64decode(value["Mask"])
+        except (ValueError, TypeError):
+            raise ValueError("Mask is not base64") from None
+        bits = int.from_bytes(mask, "big")
+        plen = bin(bits).count("1")
+        if len(mask) != 16 or bits != ((1 << 128) - 1) ^ ((1 << (128 - plen)) - 1):
+            raise ValueError("Mask is not a contiguous 16-byte IPv6 mask")
+        net = ipaddress.ip_network(f"{value['IP']}/{plen}", strict=False)
+    else:
+        net = ip_network(value) if isinstance(value, str) else None
+        if net is None:
+            raise ValueError(f"expected a prefix, got {json.dumps(value)}")
+    if net.version != 6:
+        raise ValueError(f"not an IPv6 prefix: {value!r}")
+    return net
+
+
+# --- the parsed model ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExtraRoute:
+    destination: IPNetwork
+    gateway: IPAddress | None = None
+
+
+@dataclass(frozen=True)
+class InterfaceConfig:
+    name: str
+    hardware_addr: str | None = None
+    spoof_hardware_addr: str | None = None
+    addr: IPInterface | None = None
+    extra_addrs: tuple[IPInterface, ...] = ()
+    extra_routes: tuple[ExtraRoute, ...] = ()
+    mtu: int = 0
+    fec: str = ""
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    name: str
+    interface_hardware_addrs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Interfaces:
+    interfaces: tuple[InterfaceConfig, ...] = ()
+    bridges: tuple[BridgeConfig, ...] = ()
+
+    def by_name(self, name: str) -> InterfaceConfig | None:
+        return next((i for i in self.interfaces if i.name == name), None)
+
+
+@dataclass(frozen=True)
+class Forwarding:
+    protos: tuple[str, ...]
+    port: tuple[int, int]
+    dest_addr: IPAddress
+    dest_port: tuple[int, int] | None  # None: keep the original port(s)
+
+
+@dataclass(frozen=True)
+class WireguardPeer:
+    public_key: str
+    endpoint: str = ""
+    allowed_ips: tuple[IPNetwork, ...] = ()
+
+
+@dataclass(frozen=True)
+class WireguardInterface:
+    name: str
+    private_key: str
+    port: int = 0
+    peers: tuple[WireguardPeer, ...] = ()
+
+
+@dataclass(frozen=True)
+class Dhcp4Lease:
+    address: ipaddress.IPv4Interface
+    router: ipaddress.IPv4Address | None = None
+
+
+@dataclass(frozen=True)
+class Dhcp6Lease:
+    prefixes: tuple[ipaddress.IPv6Network, ...] = ()
+    addresses: tuple[ipaddress.IPv6Address, ...] = ()
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything a plan is computed from (a snapshot of /perm)."""
+
+    interfaces: Interfaces = field(default_factory=Interfaces)
+    forwardings: tuple[Forwarding, ...] = ()
+    wireguard: tuple[WireguardInterface, ...] = ()
+    dhcp4: Dhcp4Lease | None = None
+    dhcp6: Dhcp6Lease | None = None
+
+
+# --- schemas and parsers (one per file) ----------------------------------------
+
+_INTERFACES_SCHEMA = {
+    "interfaces": Optional(
+        [
+            {
+                "name": _ifname,
+                "hardware_addr": Optional(_mac, ""),
+                "spoof_hardware_addr": Optional(_mac, ""),
+                "addr": Optional(_maybe(_cidr), None),
+                "extra_addrs": Optional([_cidr], []),
+                "extra_routes": Optional(
+                    [{"destination": ip_network, "gateway": Optional(_maybe(ip_address), None)}],
+                    [],
+                ),
+                "mtu": Optional(_mtu, 0),
+                "fec": Optional(_fec, ""),
+            }
+        ],
+        [],
+    ),
+    "bridges": Optional([{"name": _ifname, "interface_hardware_addrs": Optional([_mac], [])}], []),
+}
+
+
+def parse_interfaces(obj: Any, path: str) -> Interfaces:
+    v = validate(obj, _INTERFACES_SCHEMA, path)
+    ifaces = tuple(
+        InterfaceConfig(
+            name=i["name"],
+            hardware_addr=i["hardware_addr"] or None,
+            spoof_hardware_addr=i["spoof_hardware_addr"] or None,
+            addr=i["addr"],
+            extra_addrs=tuple(i["extra_addrs"]),
+            extra_routes=tuple(
+                ExtraRoute(r["destination"], r["gateway"]) for r in i["extra_routes"]
+            ),
+            mtu=i["mtu"],
+            fec=i["fec"],
+        )
+        for i in v["interfaces"]
+    )
+    bridges = tuple(
+        BridgeConfig(b["name"], tuple(m for m in b["interface_hardware_addrs"] if m))
+        for b in v["bridges"]
+    )
+    seen: set[str] = set()
+    for n, i in enumerate(ifaces):
+        if i.name in seen:
+            raise StateFileError(path, f"interfaces[{n}].name", f"{i.name!r} is configured twice")
+        seen.add(i.name)
+    return Interfaces(ifaces, bridges)
+
+
+_FORWARDINGS_SCHEMA = {
+    "forwardings": Optional(
+        [
+            {
+                "proto": Optional(_protos, ("tcp",)),
+                "port": port_range,
+                "dest_addr": ip_address,
+                "dest_port": Optional(_maybe(port_range), None),
+            }
+        ],
+        [],
+    )
+}
+
+
+def parse_forwardings(obj: Any, path: str) -> tuple[Forwarding, ...]:
+    v = validate(obj, _FORWARDINGS_SCHEMA, path)
+    out = []
+    for n, f in enumerate(v["forwardings"]):
+        where = f"forwardings[{n}]"
+        port, dest_port, addr = f["port"], f["dest_port"], f["dest_addr"]
+        if dest_port is not None and dest_port[1] - dest_port[0] not in (0, port[1] - port[0]):
+            raise StateFileError(
+                path, f"{where}.dest_port", "must be one port or a range as long as 'port'"
+            )
+        if addr.version == 6 and dest_port not in (None, port):
+            # An IPv6 entry opens a pinhole to a routed LAN address: no NAT, no port change.
+            raise StateFileError(
+                path, f"{where}.dest_port", "IPv6 forwardings cannot change the port"
+            )
+        out.append(Forwarding(f["proto"], port, addr, dest_port))
+    return tuple(out)
+
+
+def _endpoint(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError('expected "host:port" or "[v6]:port"')
+    if value and not re.match(r"^(\[[0-9a-fA-F:.]+\]|[^:\[\]]+):\d{1,5}$", value):
+        raise ValueError(f"not host:port: {value!r}")
+    return value
+
+
+def _allowed_ip(value: Any) -> IPNetwork:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a prefix, got {json.dumps(value)}")
+    try:
+        return ipaddress.ip_network(value, strict=False)  # a bare address means a host route
+    except ValueError:
+        raise ValueError(f"not a prefix: {value!r}") from None
+
+
+_WIREGUARD_SCHEMA = {
+    "interfaces": Optional(
+        [
+            {
+                "name": _ifname,
+                "private_key": _wg_key,
+                "port": Optional(int, 0),
+                "peers": Optional(
+                    [
+                        {
+                            "public_key": _wg_key,
+                            "endpoint": Optional(_endpoint, ""),
+                            "allowed_ips": Optional([_allowed_ip], []),
+                        }
+                    ],
+                    [],
+                ),
+            }
+        ],
+        [],
+    )
+}
+
+
+def parse_wireguard(obj: Any, path: str) -> tuple[WireguardInterface, ...]:
+    v = validate(obj, _WIREGUARD_SCHEMA, path)
+    for n, i in enumerate(v["interfaces"]):
+        if not 0 <= i["port"] <= 65535:
+            raise StateFileError(path, f"interfaces[{n}].port", "outside 0..65535")
+    return tuple(
+        WireguardInterface(
+            i["name"],
+            i["private_key"],
+            i["port"],
+            tuple(
+                WireguardPeer(p["public_key"], p["endpoint"], tuple(p["allowed_ips"]))
+                for p in i["peers"]
+            ),
+        )
+        for i in v["interfaces"]
+    )
+
+
+def parse_dhcp4_lease(obj: Any, path: str) -> Dhcp4Lease | None:
+    """Python dhcp4's ``address`` ("a.b.c.d/len") or router7's client_ip + subnet_mask."""
+    v = validate(
+        obj,
+        {
+            "address": Optional(_maybe(ip_interface), None),
+            "client_ip": Optional(_maybe(ip_address), None),
+            "subnet_mask": Optional(_maybe(ip_address), None),
+            "router": Optional(_maybe(ip_address), None),
+        },
+        path,
+    )
+    addr = v["address"]
+    if addr is None and v["client_ip"] is not None:
+        if v["subnet_mask"] is None:
+            raise StateFileError(path, "subnet_mask", "missing (router7 needs it too)")
+        try:
+            addr = ipaddress.ip_interface(f"{v['client_ip']}/{v['subnet_mask']}")
+        except ValueError as e:
+            raise StateFileError(path, "subnet_mask", str(e)) from None
+    if addr is None:
+        raise StateFileError(path, "address", "missing (neither address nor client_ip)")
+    if addr.version != 4:
+        raise StateFileError(path, "address", "not an IPv4 address")
+    router = v["router"]
+    if router is not None and router.version != 4:
+        raise StateFileError(path, "router", "not an IPv4 address")
+    return Dhcp4Lease(addr, router)
+
+
+def parse_dhcp6_lease(obj: Any, path: str) -> Dhcp6Lease | None:
+    v = validate(
+        obj,
+        {
+            "prefixes": Optional([_prefix_entry], []),
+            "addresses": Optional([{"address": ip_address}], []),
+        },
+        path,
+    )
+    for n, a in enumerate(v["addresses"]):
+        if a["address"].version != 6:
+            raise StateFileError(path, f"addresses[{n}].address", "not an IPv6 address")
+    return Dhcp6Lease(tuple(v["prefixes"]), tuple(a["address"] for a in v["addresses"]))
+
+
+def _prefix_entry(value: Any) -> ipaddress.IPv6Network:
+    # Python dhcp6: {"prefix": "2001:db8::/48", lifetimes...}; router7: the Go IPNet itself.
+    if isinstance(value, dict) and "prefix" in value:
+        return _go_or_cidr_prefix(value["prefix"])
+    return _go_or_cidr_prefix(value)
+
+
+# --- loading with last-good fallback ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    key: str  # Inputs field name
+    relpath: str
+    parse: Callable[[Any, str], Any]
+    absent: Any  # the value when the file does not exist
+
+
+SOURCES = (
+    Source("interfaces", "interfaces.json", parse_interfaces, Interfaces()),
+    Source("forwardings", "portforwardings.json", parse_forwardings, ()),
+    Source("wireguard", "wireguard.json", parse_wireguard, ()),
+    Source("dhcp4", "dhcp4/wire/lease.json", parse_dhcp4_lease, None),
+    Source("dhcp6", "dhcp6/wire/lease.json", parse_dhcp6_lease, None),
+)
+
+
+def load_file(path: Path, source: Source) -> tuple[Any, bytes | None]:
+    """Parse one file: (value, raw bytes) or (absent, None) if missing; StateFileError if bad."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return source.absent, None
+    except OSError as e:
+        raise StateFileError(path, None, e.strerror or str(e)) from None
+    try:
+        obj = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise StateFileError(path, None, f"not valid JSON: {e}") from None
+    return source.parse(obj, str(path)), raw
+
+
+class ConfigStore:
+    """Loads all inputs; a bad file falls back to its last good version."""
+
+    def __init__(self, perm: Path, cache_dir: Path | None = None):
+        self.perm = Path(perm)
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self._last_good: dict[str, Any] = {}
+
+    def load(self) -> tuple[Inputs, list[StateFileError]]:
+        values: dict[str, Any] = {}
+        errors: list[StateFileError] = []
+        for source in SOURCES:
+            path = self.perm / source.relpath
+            try:
+                value, raw = load_file(path, source)
+            except StateFileError as e:
+                errors.append(e)
+                value = self._fallback(source, e)
+            else:
+                self._last_good[source.key] = value
+                self._cache(source, raw)
+            values[source.key] = value
+        return Inputs(**values), errors
+
+    def _fallback(self, source: Source, error: StateFileError) -> Any:
+        if source.key in self._last_good:
+            log.error("%s; keeping the last good version of this file", error)
+            return self._last_good[source.key]
+        cached = self._cache_path(source)
+        if cached is not None and cached.exists():
+            try:
+                value, _ = load_file(cached, source)
+            except StateFileError as e:
+                log.error("%s; the cached copy is bad too (%s)", error, e)
+            else:
+                log.error("%s; using the copy cached at %s", error, cached)
+                self._last_good[source.key] = value
+                return value
+        log.error("%s; no good version known, treating the file as absent", error)
+        return source.absent
+
+    def _cache_path(self, source: Source) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        return self.cache_dir / source.relpath.replace("/", "_")
+
+    def _cache(self, source: Source, raw: bytes | None) -> None:
+        path = self._cache_path(source)
+        if path is None:
+            return
+        try:
+            if raw is None:
+                path.unlink(missing_ok=True)
+            elif not path.exists() or path.read_bytes() != raw:
+                write_bytes_atomic(path, raw)
+        except OSError as e:
+            log.warning("cannot cache %s: %s", path, e)

@@ -1,0 +1,124 @@
+"""router7-netconfigd: turns /perm's config and leases into kernel state.
+
+Applies at start and on every SIGUSR1 (dhcp4 and dhcp6 send one after writing
+a lease), then tells the services that listen on addresses to look again.
+``--once`` applies and exits (exit code 1 if anything failed), like router7's
+``-linger=false``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+
+from router7.netconfigd import plan as planmod
+from router7.netconfigd.apply import Applier
+from router7.netconfigd.config import ConfigStore
+from router7.netconfigd.metrics import Metrics
+from router7.netconfigd.nft import own_counters
+from router7.runtime.mgmt import ManagementListener, management_site
+from router7.runtime.service import Service
+
+log = logging.getLogger(__name__)
+
+METRICS_PORT = 8066
+RETRY_SECONDS = 30.0
+# After an apply, these re-read addresses and leases (reference §0.3; dhcp4d refreshes
+# its listeners, the others re-bind to the new addresses).
+NOTIFY = ("dnsd", "dhcp4d", "radvd", "diagd", "captured", "backupd", "dyndns")
+
+
+def resolve(host: str) -> list:
+    """Endpoint names of WireGuard peers (for the host routes via the DHCP gateway)."""
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+    except OSError as e:
+        log.warning("cannot resolve %s: %s", host, e)
+        return []
+    return list(dict.fromkeys(ipaddress.ip_address(i[4][0]) for i in infos))
+
+
+class Netconfigd(Service):
+    name = "netconfigd"
+    description = "Applies interfaces, leases, routes and the nftables firewall."
+    http = None
+    _retry = None
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--once", action="store_true", help="apply once and exit (1 on errors)")
+        parser.add_argument(
+            "--metrics-port", type=int, default=METRICS_PORT, help="LAN-only /metrics port (0: off)"
+        )
+
+    def start(self):
+        self.store = ConfigStore(self.perm, self.run_dir / "netconfigd-last-good")
+        self.applier = Applier(state_file=self.run_dir / "netconfigd-firewall.json")
+        logging.getLogger("pyroute2").setLevel(max(logging.INFO, log.getEffectiveLevel()))
+        self.metrics = Metrics(lambda: own_counters(self.applier.nft))
+        self.http = None
+        self._retry = None
+        ok = self.apply_now()
+        if self.args.once:
+            self.shutdown(0 if ok else 1)
+            return
+        if self.args.metrics_port:
+            self.http = ManagementListener(
+                self.reactor,
+                management_site(registry=self.metrics.registry),
+                self.args.metrics_port,
+                uplink=self.args.uplink,
+            )
+            self.http.refresh()
+
+    def reload(self):
+        self.apply_now()
+
+    def stop(self):
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        if self.http is not None:
+            self.http.stop()
+
+    def apply_now(self, notify: bool = True) -> bool:
+        """Load, plan, apply; True if everything applied cleanly."""
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        self._retry = None
+        inputs, config_errors = self.store.load()
+        self.metrics.config_errors.inc(len(config_errors))
+        plan = planmod.build(inputs, uplink=self.args.uplink, lan=self.args.lan, resolve=resolve)
+        self.metrics.applies.inc()
+        result = self.applier.apply(plan)
+        for err in result.errors:
+            self.metrics.apply_errors.inc()
+            log.error("apply: %s", err)
+        log.info(
+            "applied: %d addresses, %d routes, firewall %s, %d errors",
+            len(plan.addresses),
+            len(plan.routes),
+            result.firewall,
+            len(result.errors) + len(config_errors),
+        )
+        if self.args.once:
+            return not (result.errors or config_errors)
+        if self.http is not None:
+            self.http.refresh()
+        if notify:
+            for service in NOTIFY:
+                self.notify(service)
+        if result.errors:
+            # e.g. lan0 not there yet at boot: try again, without waking everyone up.
+            self._retry = self.reactor.callLater(RETRY_SECONDS, self.apply_now, False)
+        return not (result.errors or config_errors)
+
+
+main = Netconfigd.main
+
+if __name__ == "__main__":
+    main()
