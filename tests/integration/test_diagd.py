@@ -268,24 +268,19 @@ class TestHandConfiguredRouter:
 def full_router(lab_session: Lab, tmp_path_factory):
     """router7's own services (RouterServices) configure the router namespace."""
     lab = lab_session.up()
-    logs = tmp_path_factory.mktemp("diagd-full") / "diagd.log"
     lab.reset_node("router")
     services = RouterServices(lab)
-    proc = None
     try:
         services.start()
         leases = [services.perm / "dhcp4/wire/lease.json", services.perm / "dhcp6/wire/lease.json"]
         wait_for(lambda: all(p.exists() for p in leases), 60, "router7's dhcp4 and dhcp6 leases")
         lab.exec("lan1", "ip", "addr", "replace", LAN_CLIENT, "dev", "eth0")
-        # diagd asks the router's own dnsd on lan0 (no --dns-server).
-        proc = start_diagd(lab, services.perm, services.run_dir, logs)
+        # The supervisor's diagd, configured by RouterServices for the lab's
+        # internet host; it asks the router's own dnsd on lan0.
         r = Router(lab, services.perm, "", "")
-        wait_for(lambda: r.health() is not None, 20, f"diagd to serve (log: {logs})")
+        wait_for(lambda: r.health() is not None, 20, f"diagd to serve (logs: {services.logs})")
         yield r
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(10)
         services.stop()
         lab.exec("lan1", "ip", "addr", "del", LAN_CLIENT, "dev", "eth0", check=False)
         lab.reset_node("router")

@@ -114,8 +114,13 @@ def test_router_serves_the_lan(router_lab):
     )
 
     # A LAN host: DHCPv4 from dhcp4d, SLAAC from radvd, DNS from dnsd.
-    v4 = wait(lambda: addresses(lab, "lan1", "eth0", 4), 40, "lan1's DHCPv4 address", router)[0]
-    assert v4 in ipaddress.ip_network("192.168.42.0/24")
+    lan = ipaddress.ip_network(LAN_ADDRESS, strict=False)
+    v4 = wait(
+        lambda: [a for a in addresses(lab, "lan1", "eth0", 4) if a.ip in lan],
+        60,
+        "lan1's DHCPv4 address",
+        router,
+    )[0]
     v6 = wait(
         lambda: [a for a in addresses(lab, "lan1", "eth0", 6) if a.ip in lan64],
         40,
@@ -140,6 +145,64 @@ def test_router_serves_the_lan(router_lab):
             "isp", "curl", "-sS", "--max-time", "2", f"http://{wan_ip}:{port}/", check=False
         )
         assert probe.returncode != 0, f"port {port} answered from the ISP side"
+
+
+def lan_v6(lab, node="lan1"):
+    """Global IPv6 addresses of a LAN host: {address: preferred lifetime in seconds}."""
+    out = lab.exec(node, "ip", "-j", "-6", "addr", "show", "dev", "eth0", "scope", "global")
+    return {
+        ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}"): a.get("preferred_life_time")
+        for link in json.loads(out.stdout)
+        for a in link.get("addr_info", [])
+        if "local" in a  # `ip -j` lists links without addresses as empty entries
+    }
+
+
+def test_isp_renumbering_moves_the_lan_to_the_new_prefix(router_lab):
+    lab, router = router_lab
+    lease6 = router.perm / "dhcp6/wire/lease.json"
+    old = ipaddress.ip_network((read_json(lease6) or {})["prefixes"][0]["prefix"])
+    old64 = next(old.subnets(new_prefix=64))
+    assert any(a.ip in old64 for a in lan_v6(lab)), "lan1 has no address from the old prefix"
+
+    lab.renumber_prefix_delegation("2001:db8:200::/40")
+    new = ipaddress.ip_network(
+        wait(
+            lambda: [
+                p["prefix"]
+                for p in (read_json(lease6) or {}).get("prefixes", [])
+                if ipaddress.ip_network(p["prefix"]).subnet_of(
+                    ipaddress.ip_network("2001:db8:200::/40")
+                )
+            ],
+            90,
+            "the router to get a prefix from the new pool at its next Renew",
+            router,
+        )[0]
+    )
+    previous = [p["prefix"] for p in read_json(lease6)["previous_prefixes"]]
+    assert str(old) in previous
+    new64 = next(new.subnets(new_prefix=64))
+    wait(
+        lambda: ipaddress.ip_interface(f"{new64[1]}/64") in addresses(lab, "router", "lan0", 6),
+        20,
+        "lan0's address to move to the new prefix",
+        router,
+    )
+    assert not any(a.ip in old for a in addresses(lab, "router", "lan0", 6))
+    # The LAN host autoconfigures from the new prefix and deprecates the old one
+    # (RFC 9096): its old address stays valid for a while but is no longer preferred.
+    wait(lambda: any(a.ip in new64 for a in lan_v6(lab)), 30, "lan1's new address", router)
+    wait(
+        lambda: all(pref == 0 for a, pref in lan_v6(lab).items() if a.ip in old64),
+        30,
+        "lan1's old address to be deprecated",
+        router,
+    )
+    url6 = f"http://[{ADDR.internet_v6}]/"
+    assert wait(lambda: fetch(lab, "lan1", url6, 6), 20, "IPv6 from the new prefix") == (
+        ADDR.http_body
+    )
 
 
 def test_outage_longer_than_the_lease_keeps_the_router_online(router_lab):

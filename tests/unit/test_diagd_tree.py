@@ -144,8 +144,8 @@ def test_report_json_shape():
     assert obj["healthy"] is False
     assert obj["first_error"] == "b: down"
     assert obj["checks"] == [
-        {"name": "a", "ok": True, "status": "ok", "counts": True},
-        {"name": "b", "ok": False, "status": "down", "counts": True},
+        {"name": "a", "ok": True, "status": "ok", "counts": True, "depth": 0},
+        {"name": "b", "ok": False, "status": "down", "counts": True, "depth": 1},
     ]
 
 

@@ -39,6 +39,7 @@ class Dhcp6Client(Service):
     name = "dhcp6"
     description = "DHCPv6 prefix delegation client on the uplink"
     uses_lan = False
+    metrics_port = 8070
 
     @classmethod
     def add_arguments(cls, parser) -> None:
@@ -62,12 +63,6 @@ class Dhcp6Client(Service):
             help="longest pause in seconds between Solicits while no server answers "
             f"(RFC 8415 says {SOL_MAX_RT})",
         )
-        parser.add_argument(
-            "--metrics-port",
-            type=int,
-            default=0,
-            help="serve /metrics on this TCP port on private (LAN) addresses; 0: off",
-        )
 
     def start(self):
         uplink = self.args.uplink
@@ -87,14 +82,6 @@ class Dhcp6Client(Service):
         self.client = Dhcp6Machine(
             config, self.reactor, self.transport.send, self._on_lease, lease=stored
         )
-        self.metrics_listener = None
-        if self.args.metrics_port:
-            from router7.runtime.mgmt import ManagementListener, management_site
-
-            self.metrics_listener = ManagementListener(
-                self.reactor, management_site(), self.args.metrics_port, uplink
-            )
-            self.metrics_listener.refresh()
         self.client.start()
 
     def _datagram(self, data: bytes, source: str) -> None:
@@ -107,11 +94,6 @@ class Dhcp6Client(Service):
         leasefile.save(self.lease_file, lease)
         self.notify("netconfigd")
         self.notify("radvd")
-
-    def reload(self) -> None:
-        # SIGUSR1: addresses changed (netconfigd); only the metrics listeners care.
-        if getattr(self, "metrics_listener", None):
-            self.metrics_listener.refresh()
 
     def release(self) -> None:
         log.info("SIGUSR2: releasing the lease and exiting")
@@ -130,8 +112,6 @@ class Dhcp6Client(Service):
     def stop(self):
         if getattr(self, "client", None):
             self.client.stop()
-        if getattr(self, "metrics_listener", None):
-            self.metrics_listener.stop()
         if getattr(self, "transport", None):
             return self.transport.close()
         return None

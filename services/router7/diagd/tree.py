@@ -47,9 +47,14 @@ class Result:
 
     def walk(self) -> Iterator[Result]:
         """This result and its descendants, depth-first, parents before children."""
-        yield self
+        for _, r in self.walk_depth():
+            yield r
+
+    def walk_depth(self, depth: int = 0) -> Iterator[tuple[int, Result]]:
+        """Like walk(), with each result's depth in the tree (0 for this one)."""
+        yield depth, self
         for child in self.children:
-            yield from child.walk()
+            yield from child.walk_depth(depth + 1)
 
 
 @dataclass(frozen=True)
@@ -73,9 +78,11 @@ class Report:
         return {
             "healthy": self.healthy,
             "first_error": self.first_error,
+            # In tree order; depth lets a reader (the status page) indent the tree.
             "checks": [
-                {"name": r.name, "ok": r.ok, "status": r.status, "counts": r.counts}
-                for r in self.walk()
+                {"name": r.name, "ok": r.ok, "status": r.status, "counts": r.counts, "depth": d}
+                for root in self.results
+                for d, r in root.walk_depth()
             ],
         }
 

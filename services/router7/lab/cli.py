@@ -99,6 +99,15 @@ def _parser() -> argparse.ArgumentParser:
         "command", nargs=argparse.REMAINDER, metavar="-- CMD...", help="command and its arguments"
     )
 
+    rn = sub.add_parser(
+        "renumber",
+        help="make the ISP delegate prefixes from another pool (ISP renumbering)",
+        description="Restart the ISP's kea-dhcp6 with a new prefix-delegation pool "
+        "and no leases, as an ISP renumbering its customers; the router gets a new "
+        "prefix at its next Renew. `peer restart isp-dhcp6` goes back to the plan's pool.",
+    )
+    rn.add_argument("pool", metavar="POOL", help="e.g. 2001:db8:200::/40")
+
     pe = sub.add_parser(
         "peer",
         help="stop or start one peer (outage simulation)",
@@ -211,6 +220,13 @@ def _run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         # Replace ourselves: the exit code, signals and the tty go straight through.
         os.execv(need("ip"), ["ip", "netns", "exec", ns, *cmd])
+    if args.cmd == "renumber":
+        try:
+            lab.renumber_prefix_delegation(args.pool)
+        except ValueError as e:
+            raise LabError(f"renumber: {e}") from None
+        print(f"isp-dhcp6 now delegates from {args.pool}")
+        return 0
     if args.cmd == "peer":
         if args.action == "list":
             for name, running in ((n, lab.peer_running(n)) for n in PEERS):

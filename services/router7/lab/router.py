@@ -45,6 +45,7 @@ SERVICES = (
     RouterService("captured", 40),
     RouterService("diagd", 40),
     RouterService("backupd", 40, lan=False),
+    RouterService("statusd", 50),
 )
 
 
@@ -82,12 +83,24 @@ class RouterServices:
             ]
         }
 
+    def default_diagd(self) -> dict:
+        """diagd checks reachability of the lab's internet host, not the real internet."""
+        a = self.lab.addr
+        return {
+            "targets": [f"{a.internet_v4}:{a.http_port}", f"[{a.internet_v6}]:{a.http_port}"],
+            "dns_name": a.www_name,
+        }
+
     def write_config(self) -> None:
         for d in (self.perm, self.run_dir, self.logs):
             d.mkdir(parents=True, exist_ok=True)
-        interfaces = self.perm / "interfaces.json"
-        if not interfaces.exists():  # the owner's edits survive `up`
-            write_json_atomic(interfaces, self.default_interfaces())
+        # Defaults for the lab's world; the owner's edits survive `up`.
+        for name, content in (
+            ("interfaces.json", self.default_interfaces()),
+            ("diagd/config.json", self.default_diagd()),
+        ):
+            if not (self.perm / name).exists():
+                write_json_atomic(self.perm / name, content)
         sock = self.root / "supervisor.sock"
         parts = [
             f"""\
@@ -213,7 +226,8 @@ def start_lan_clients(lab) -> None:
 
     dhcpcd keeps state in /var/lib/dhcpcd and runs hooks that edit host files
     (resolv.conf, hostname): give it tmpfs state directories and /bin/true as
-    its script, so the host stays untouched (/var/lib/dhcpcd must exist: the
+    its script, so the host stays untouched; -L: no 169.254/16 fallback while the
+    router is still starting (/var/lib/dhcpcd must exist: the
     dhcpcd-base package creates it). The tmpfs mounts stay private:
     `ip netns exec` runs each command in its own mount namespace, slave to /.
     """
@@ -224,7 +238,7 @@ def start_lan_clients(lab) -> None:
         script = (
             "mount -t tmpfs tmpfs /run && mkdir -p /run/dhcpcd && "
             "mount -t tmpfs tmpfs /var/lib/dhcpcd && "
-            f"exec dhcpcd -f /dev/null -4 -b -c /bin/true -h {node} eth0"
+            f"exec dhcpcd -f /dev/null -4 -L -b -c /bin/true -h {node} eth0"
         )
         log = (lab.paths.logs / f"{node}-dhcpcd.log").open("ab")
         lab.popen(node, "sh", "-c", script, stdout=log, stderr=log)

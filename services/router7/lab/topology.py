@@ -10,6 +10,7 @@ appears in the host namespace. See docs/lab.md for the full plan.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import ipaddress
 import json
@@ -193,6 +194,22 @@ class Lab:
 
     def peer_log(self, name: str) -> Path:
         return self.paths.log(peers.spec(name).name)
+
+    def renumber_prefix_delegation(self, pd_pool: str, timeout: float = 15.0) -> None:
+        """Make the ISP delegate prefixes from ``pd_pool`` instead, forgetting every
+        PD lease, as an ISP does when it renumbers its customers.
+
+        kea-dhcp6 restarts with the new pool and an empty lease file, so the next
+        Renew gets a new prefix (and the old one with zero lifetimes). Affects this
+        `Lab` object: a later ``up()`` through another object goes back to the plan.
+        """
+        pool = ipaddress.IPv6Network(pd_pool)  # raises ValueError on a bad prefix
+        self.addr = dataclasses.replace(self.addr, pd_pool=str(pool))
+        with self._locked():
+            peers.stop(self, "isp-dhcp6")
+            self.paths.leases6.unlink(missing_ok=True)
+            ip(self.ns("isp"), "-6", "route", "replace", "unreachable", str(pool))
+            peers.start(self, "isp-dhcp6", timeout=timeout)
 
     # ---- running things in nodes ---------------------------------------
 

@@ -26,7 +26,18 @@ METRICS_PORT = 8066
 RETRY_SECONDS = 30.0
 # After an apply, these re-read addresses and leases (reference §0.3; dhcp4d refreshes
 # its listeners, the others re-bind to the new addresses).
-NOTIFY = ("dnsd", "dhcp4d", "radvd", "diagd", "captured", "backupd", "dyndns")
+NOTIFY = (
+    "dnsd",
+    "dhcp4d",
+    "radvd",
+    "diagd",
+    "captured",
+    "backupd",
+    "statusd",
+    "dhcp4",
+    "dhcp6",
+    "dyndns",
+)
 
 
 def resolve(host: str) -> list:

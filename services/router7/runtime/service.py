@@ -24,6 +24,7 @@ from twisted.internet import defer
 from twisted.logger import STDLibLogObserver, globalLogBeginner
 
 from router7.runtime import notify, sdnotify
+from router7.runtime.mgmt import ManagementListener, management_site
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,9 @@ class Service:
     description = ""
     uses_uplink = True
     uses_lan = True
+    # Services without an HTTP page of their own set a port here: the runtime then
+    # serves /metrics on it (LAN-only, --metrics-port, 0 turns it off).
+    metrics_port: int | None = None
 
     def __init__(self, args: argparse.Namespace, reactor):
         self.args = args
@@ -76,6 +80,7 @@ class Service:
         self.perm = Path(args.perm)
         self.run_dir = Path(args.run_dir)
         self.exit_code = 0
+        self._metrics: ManagementListener | None = None
 
     # --- hooks for subclasses ---------------------------------------------
 
@@ -132,6 +137,13 @@ class Service:
             choices=["debug", "info", "warning", "error"],
             help="least severe log level shown",
         )
+        if cls.metrics_port is not None:
+            p.add_argument(
+                "--metrics-port",
+                type=int,
+                default=cls.metrics_port,
+                help="serve /metrics on this TCP port on private (LAN) addresses; 0: off",
+            )
         cls.add_arguments(p)
         return p
 
@@ -169,7 +181,17 @@ class Service:
         except Exception:
             log.exception("%s failed", hook.__name__)
 
+    def _reload(self) -> None:
+        if self._metrics is not None:
+            self._metrics.refresh()  # addresses may have changed
+        self._safe(self.reload)
+
     def _started(self) -> None:
+        port = getattr(self.args, "metrics_port", 0)
+        if port:
+            uplink = getattr(self.args, "uplink", "uplink0")
+            self._metrics = ManagementListener(self.reactor, management_site(), port, uplink=uplink)
+            self._metrics.refresh()
         d = defer.maybeDeferred(self.start)
 
         def ready(_):
@@ -186,6 +208,8 @@ class Service:
 
     def _stopping(self):
         sdnotify.sd_notify("STOPPING=1")
+        if self._metrics is not None:
+            self._metrics.stop()
         return defer.maybeDeferred(self.stop).addErrback(
             lambda f: log.error("stop failed: %s", f.value)
         )

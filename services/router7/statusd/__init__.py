@@ -1,0 +1,1 @@
+"""router7-statusd: the LAN-side status page (services, leases, diagnostics, tools)."""

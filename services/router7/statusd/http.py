@@ -1,0 +1,205 @@
+"""statusd's HTTP resources: ``/`` (the page), ``/status.json`` and ``/metrics``.
+
+Both views are built from one ``gather()``: the file sections are read on each
+request (they are small, and the page must show the current state), diagd's
+health is fetched with a timeout. Broken state files are part of the page; only
+a bug in statusd itself gives a 500, with a one-line body (the traceback goes to
+the log, not to the browser).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from twisted.internet import defer
+from twisted.web import pages, resource, server
+
+from router7.runtime.mgmt import _PRIVATE_NETS, management_site
+from router7.statusd import collect, render
+from router7.statusd.links import Links, url_host
+
+log = logging.getLogger(__name__)
+
+
+def private_client(request) -> bool:
+    """Defence in depth on top of binding LAN addresses only: refuse public clients."""
+    try:
+        ip = ipaddress.ip_address(request.getClientAddress().host.split("%")[0])
+    except (ValueError, AttributeError):
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return any(ip in n for n in _PRIVATE_NETS)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry):
+        self.requests = Counter(
+            "statusd_requests", "requests served, by page", ["page"], registry=registry
+        )
+        self.file_errors = Counter(
+            "statusd_state_file_errors",
+            "requests that found a state file broken, by section",
+            ["section"],
+            registry=registry,
+        )
+        self.diagd_unavailable = Counter(
+            "statusd_diagd_unavailable",
+            "requests for which diagd did not answer",
+            registry=registry,
+        )
+
+
+class Status:
+    """Gathers the data of one request: state files now, diagd's health fetched."""
+
+    def __init__(
+        self,
+        perm,
+        run_dir,
+        diag_client,
+        clock,
+        metrics: Metrics | None = None,
+        services=collect.SERVICES,
+        links: Callable[[object], Links] | None = None,
+    ):
+        self.perm = perm
+        self.run_dir = run_dir
+        self.diag = diag_client
+        self.clock = clock
+        self.metrics = metrics
+        self.services = services
+        self.links = links
+
+    def gather(self) -> defer.Deferred:
+        """Deferred[dict]; never errbacks for broken files or a silent diagd."""
+        now = datetime.fromtimestamp(int(self.clock.seconds()), UTC)
+        status = collect.collect(self.perm, self.run_dir, now, self.services)
+        if self.metrics is not None:
+            for key in ("uplink4", "uplink6", "lan"):
+                if status[key]["state"] == "error" or status[key].get("errors"):
+                    self.metrics.file_errors.labels(key).inc()
+
+        def add(diag: dict) -> dict:
+            status["diag"] = diag
+            if self.metrics is not None and diag["state"] != "ok":
+                self.metrics.diagd_unavailable.inc()
+            return status
+
+        return self.diag.fetch().addCallback(add)
+
+
+class _Page(resource.Resource):
+    isLeaf = True
+    page = ""
+
+    def __init__(self, status: Status):
+        super().__init__()
+        self.status = status
+
+    def render_GET(self, request):
+        if self.status.metrics is not None:
+            self.status.metrics.requests.labels(self.page).inc()
+        gone: list[bool] = []  # the client hung up while diagd was asked
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+
+        def send(body: bytes):
+            if not gone:
+                request.setHeader(b"cache-control", b"no-store")
+                request.write(body)
+                request.finish()
+
+        def failed(f):
+            log.error("%s failed: %s", request.uri.decode(errors="replace"), f.getTraceback())
+            if not gone:
+                request.setResponseCode(500)
+                request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+                request.write(b"internal error; see router7-statusd's log\n")
+                request.finish()
+
+        d = defer.maybeDeferred(self.status.gather)
+        d.addCallback(lambda status: self.body(request, status))  # a rendering bug -> failed
+        d.addCallbacks(send, failed)
+        return server.NOT_DONE_YET
+
+    def body(self, request, status: dict) -> bytes:
+        raise NotImplementedError
+
+
+class HtmlPage(_Page):
+    page = "html"
+
+    def body(self, request, status):
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        links = self.status.links(request) if self.status.links else _links_for(request, 80)
+        return render.page(status, links)
+
+
+class JsonPage(_Page):
+    page = "json"
+
+    def body(self, request, status):
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps(status, indent=2, sort_keys=True).encode() + b"\n"
+
+
+def _links_for(request, port: int, **kw) -> Links:
+    return Links(url_host(request.getHeader(b"host"), request.getHost().host), port, **kw)
+
+
+class _Forbidden(resource.Resource):
+    isLeaf = True
+
+    def render(self, request):
+        request.setResponseCode(403)
+        return b"forbidden: not a private address\n"
+
+
+class Root(resource.Resource):
+    def __init__(self, status: Status):
+        super().__init__()
+        self.html = HtmlPage(status)
+        self.putChild(b"status.json", JsonPage(status))
+
+    def getChildWithDefault(self, path, request):
+        if not private_client(request):
+            return _Forbidden()
+        if path == b"":
+            return self.html
+        return super().getChildWithDefault(path, request)
+
+    def getChild(self, path, request):
+        return pages.notFound()
+
+
+class MetricsPage(resource.Resource):
+    """/metrics rendered in the reactor thread: our few counters need no WSGI thread pool."""
+
+    isLeaf = True
+
+    def __init__(self, registry: CollectorRegistry):
+        super().__init__()
+        self.registry = registry
+
+    def render_GET(self, request):
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
+        return generate_latest(self.registry)
+
+
+def make_site(status: Status, registry: CollectorRegistry) -> server.Site:
+    root = Root(status)
+    site = management_site(root, registry)
+    root.putChild(b"metrics", MetricsPage(registry))
+    site.log = lambda request: None  # a page reloaded on a phone is not worth a log line
+    site.noisy = False
+    return site
+
+
+def links_factory(port: int, **kw) -> Callable[[object], Links]:
+    return lambda request: _links_for(request, port, **kw)

@@ -1,0 +1,26 @@
+"""router7-statusd's command line."""
+
+from __future__ import annotations
+
+import pytest
+
+from router7.statusd.service import StatusdService
+
+
+def test_defaults():
+    args = StatusdService.parser().parse_args([])
+    assert args.port == 80
+    assert args.diagd_url == "http://127.0.0.1:7733/health.json"
+    assert args.metrics == [] and args.capture_ssh_port == 5022
+
+
+def test_metrics_ports_override():
+    args = StatusdService.parser().parse_args(["--metrics", "dhcp6=8069", "--metrics", "dnsd=0"])
+    assert args.metrics == [("dhcp6", 8069), ("dnsd", 0)]
+
+
+@pytest.mark.parametrize("bad", ["dhcp6", "=80", "dhcp6=x"])
+def test_metrics_ports_rejects_garbage(bad, capsys):
+    with pytest.raises(SystemExit):
+        StatusdService.parser().parse_args(["--metrics", bad])
+    assert "SERVICE=PORT" in capsys.readouterr().err
