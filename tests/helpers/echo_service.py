@@ -8,34 +8,26 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from router7.runtime.mgmt import ManagementListener, management_site
 from router7.runtime.service import EXIT_DONT_RESTART, Service
 
 
 class EchoService(Service):
     name = "echo"
     description = "Test daemon: records SIGUSR1/SIGUSR2/stop in --events."
+    metrics_port = 0  # the runtime's /metrics listener, off unless --metrics-port
 
     @classmethod
     def add_arguments(cls, parser):
         parser.add_argument("--events", required=True, help="file that receives one line per event")
-        parser.add_argument("--http-port", type=int, default=0, help="management port (0: none)")
 
     def _record(self, event: str) -> None:
         with open(self.args.events, "a") as f:
             f.write(event + "\n")
 
     def start(self):
-        if self.args.http_port:
-            self.http = ManagementListener(
-                self.reactor, management_site(), self.args.http_port, uplink=self.args.uplink
-            )
-            self.http.refresh()
         self._record("started")
 
     def reload(self):
-        if self.args.http_port:
-            self.http.refresh()
         self._record("reload")
 
     def release(self):

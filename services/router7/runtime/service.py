@@ -164,9 +164,7 @@ class Service:
             self.reactor.addSystemEventTrigger("before", "shutdown", self._stopping)
             # Twisted handles SIGTERM/SIGINT (clean reactor stop); we add USR1/USR2.
             # Handlers only schedule work: they may interrupt any Python code.
-            signal.signal(
-                signal.SIGUSR1, lambda *_: self.reactor.callFromThread(self._safe, self.reload)
-            )
+            signal.signal(signal.SIGUSR1, lambda *_: self.reactor.callFromThread(self._reload))
             signal.signal(
                 signal.SIGUSR2, lambda *_: self.reactor.callFromThread(self._safe, self.release)
             )
