@@ -67,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--timeout", type=float, default=15.0, help="seconds per peer to get ready")
     up.add_argument(
+        "--wait",
+        type=float,
+        default=0,
+        metavar="S",
+        help="wait up to S seconds for the router's WAN lease, prefix and a LAN client",
+    )
+    up.add_argument(
         "--no-router",
         action="store_true",
         help="leave the router namespace empty (no router7 services, no LAN DHCP clients)",
@@ -193,6 +200,8 @@ def _run(args: argparse.Namespace) -> int:
             names = ", ".join(s.name for s in router.services())
             print(f"router7 services starting in {lab.ns('router')}: {names}")
             print(f"  perm {router.perm}, logs {router.logs}")
+            if args.wait and not router.wait_settled(args.wait):
+                print(f"router not settled after {args.wait:g}s: see the logs", file=sys.stderr)
         return 0
     lab = Lab(args.prefix)
     if args.cmd == "down":

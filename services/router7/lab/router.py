@@ -16,6 +16,7 @@ import importlib.util
 import json
 import sys
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,6 +167,20 @@ class RouterServices:
         if proc.returncode not in (0, 3):
             raise LabError(f"supervisorctl {' '.join(args)}: {proc.stdout}{proc.stderr}")
         return proc.stdout
+
+    def wait_settled(self, timeout: float) -> bool:
+        """Wait until the router has a WAN lease, a delegated prefix and a LAN client."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            s = self.status()
+            if (
+                (s["wan"] or {}).get("address")
+                and (s["ipv6"] or {}).get("prefixes")
+                and s["clients"]
+            ):
+                return True
+            time.sleep(0.5)
+        return False
 
     def status(self) -> dict:
         """Services and what the router learned: WAN address, prefix, LAN clients."""
