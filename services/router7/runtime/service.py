@@ -185,7 +185,8 @@ class Service:
         self._safe(self.reload)
 
     def _started(self) -> None:
-        port = getattr(self.args, "metrics_port", 0)
+        # Only for services that asked for it: others may serve a registry of their own.
+        port = getattr(self.args, "metrics_port", 0) if self.metrics_port is not None else 0
         if port:
             uplink = getattr(self.args, "uplink", "uplink0")
             self._metrics = ManagementListener(self.reactor, management_site(), port, uplink=uplink)
