@@ -169,7 +169,8 @@ class RouterServices:
         return proc.stdout
 
     def wait_settled(self, timeout: float) -> bool:
-        """Wait until the router has a WAN lease, a delegated prefix and a LAN client."""
+        """Wait until the router has a WAN lease and a delegated prefix, and the LAN hosts
+        their addresses."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             s = self.status()
@@ -177,10 +178,20 @@ class RouterServices:
                 (s["wan"] or {}).get("address")
                 and (s["ipv6"] or {}).get("prefixes")
                 and s["clients"]
+                and self._lan_hosts_addressed()
             ):
                 return True
             time.sleep(0.5)
         return False
+
+    def _lan_hosts_addressed(self) -> bool:
+        """Every LAN host has its DHCPv4 address configured (dhcpcd ARP-probes it first)."""
+        lan_prefix = LAN_ADDRESS.rsplit(".", 1)[0] + "."
+        hosts = [n for n in self.lab.existing_nodes() if n.startswith("lan")]
+        return all(
+            lan_prefix in self.lab.exec(n, "ip", "-4", "-o", "addr", "show", "dev", "eth0").stdout
+            for n in hosts
+        )
 
     def status(self) -> dict:
         """Services and what the router learned: WAN address, prefix, LAN clients."""
