@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 from router7.lab import PEER_NAMES, Lab, LabError
 from router7.lab.netns import which
 from router7.lab.topology import REQUIRED_TOOLS
+from tests.helpers.polling import wait_for
 
 RESOLV_CONF = Path("/etc/resolv.conf")
 # Read at import, i.e. before any lab of this session exists.
@@ -75,14 +75,7 @@ def _wait_until(
     predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.1, what: str = ""
 ) -> object:
     """Return predicate()'s first truthy value; fail the test after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(interval)
+    return wait_for(predicate, what, timeout, interval=interval)
 
 
 @pytest.fixture

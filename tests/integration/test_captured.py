@@ -18,8 +18,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,6 +28,7 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.utils import PcapNgReader
 
 from router7.lab import PEER_NAMES, Lab
+from tests.helpers.polling import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -40,18 +39,6 @@ UPLINK = "192.0.2.120"  # outside kea's pool
 SSH_PORT, HTTP_PORT = 5022, 5080
 URL = f"http://{ROUTER_LAN}:{HTTP_PORT}"
 MESSAGES = {1: "discover", 2: "offer", 3: "request", 5: "ack"}
-
-
-def wait_for(predicate: Callable[[], object], what: str, timeout: float = 20.0, log=None):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            extra = f"\nlog:\n{log.read_text()[-3000:]}" if log and log.exists() else ""
-            pytest.fail(f"timed out after {timeout}s waiting for {what}{extra}")
-        time.sleep(0.1)
 
 
 class Captured:
@@ -90,7 +77,7 @@ class Captured:
                 self.lab.exec("lan1", "curl", "-sf", f"{URL}/metrics", check=False).returncode == 0
             ),
             "captured's HTTP on lan0",
-            log=self.log,
+            logs=[self.log],
         )
 
     def stop(self) -> None:
@@ -436,7 +423,7 @@ def test_listeners_are_lan_only_and_follow_sigusr1(captured: Captured):
         wait_for(
             lambda: connects(lab, "lan1", ROUTER_LAN2, HTTP_PORT),
             "a listener on the new LAN address after SIGUSR1",
-            log=captured.log,
+            logs=[captured.log],
         )
         assert connects(lab, "lan1", ROUTER_LAN2, SSH_PORT)
         uplink_ll = lab.link_local("router", "uplink0")

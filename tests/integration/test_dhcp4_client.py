@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 
 from router7.lab.netns import which
+from tests.helpers.polling import wait_for
+from tests.helpers.shell import sh
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -36,27 +38,6 @@ def unavailable() -> str | None:
         return "needs root for network namespaces and packet sockets"
     missing = [t for t in ("ip", "kea-dhcp4", "dnsmasq", "nft") if not which(t)]
     return f"needs {', '.join(missing)}" if missing else None
-
-
-def sh(*argv: str, check: bool = True, input: str | None = None) -> str:
-    argv = (which(argv[0]) or argv[0], *argv[1:])
-    p = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=30)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} failed: {p.stderr}")
-    return p.stdout
-
-
-def wait_for(predicate, what: str, timeout: float = 20.0, log: Path | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    tail = ""
-    if log is not None and log.exists():
-        tail = "\n--- " + str(log) + " ---\n" + "\n".join(log.read_text().splitlines()[-40:])
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}{tail}")
 
 
 class Pair:
@@ -230,7 +211,7 @@ class Kea:
         wait_for(
             lambda: self.log.exists() and "DHCP4_STARTED" in self.log.read_text(),
             "kea to start",
-            log=self.dir / "kea.stderr",
+            logs=[self.dir / "kea.stderr"],
         )
         return self
 
@@ -328,7 +309,7 @@ class Client:
                 self.log.read_text().count(" ready\n") > readies or self.proc.poll() is not None
             ),
             "the client to start",
-            log=self.log,
+            logs=[self.log],
         )
         assert self.proc.poll() is None, self.log.read_text()
         return self
@@ -346,7 +327,7 @@ class Client:
             lease = self.lease()
             return lease if lease and lease["obtained_at"] > newer_than else None
 
-        return wait_for(fresh, f"a lease obtained after {newer_than!r}", timeout, self.log)
+        return wait_for(fresh, f"a lease obtained after {newer_than!r}", timeout, logs=[self.log])
 
     def signal(self, sig: int) -> int:
         self.proc.send_signal(sig)
@@ -420,7 +401,7 @@ def test_kea_obtain_renew_restart_release(net, tmp_path, cleanup):
     wait_for(
         lambda: ("RELEASE", ip, SERVER_IP) in kea.received()[seen:],
         "kea to see RELEASE",
-        log=kea.log,
+        logs=[kea.log],
     )
 
 
@@ -457,8 +438,8 @@ def test_kea_outage_longer_than_the_lease_keeps_the_files_and_recovers(net, tmp_
     wait_for(
         lambda: "expired" in client.log.read_text(),
         "the lease to expire",
-        timeout=seconds_until(lease["expires_at"]) + 10,
-        log=client.log,
+        seconds_until(lease["expires_at"]) + 10,
+        logs=[client.log],
     )
     assert client.lease() == lease  # lease.json and the ACK stay: netconfigd keeps the config
     assert client.ack_path.exists()
@@ -467,8 +448,8 @@ def test_kea_outage_longer_than_the_lease_keeps_the_files_and_recovers(net, tmp_
     wait_for(
         lambda: client.log.read_text()[expired_at:].count("sent discover") >= 2,
         "DISCOVERs after expiry",
-        timeout=15,
-        log=client.log,
+        15,
+        logs=[client.log],
     )
     assert client.proc.poll() is None
 
@@ -498,7 +479,7 @@ def test_dnsmasq_obtain_renew_restart_release(net, tmp_path, cleanup):
     client.wait_lease(newer_than=renewed["obtained_at"])
     assert client.signal(signal.SIGUSR2) == 125
     wait_for(
-        lambda: dnsmasq.actions()[-1:] == ["RELEASE"], "dnsmasq to log RELEASE", log=dnsmasq.log
+        lambda: dnsmasq.actions()[-1:] == ["RELEASE"], "dnsmasq to log RELEASE", logs=[dnsmasq.log]
     )
 
     assert before_restart[:4] == ["DISCOVER", "OFFER", "REQUEST", "ACK"]
@@ -527,7 +508,7 @@ def test_against_the_lab_isp(lab, tmp_path, cleanup):
     wait_for(
         lambda: not any(row.get("address") == ip for row in lab.leases4()),
         "the lab's kea to drop the released lease",
-        timeout=20,
+        20,
     )
 
 

@@ -27,6 +27,8 @@ from pathlib import Path
 import pytest
 
 from router7.dhcp4d.pool import Pool
+from tests.helpers.polling import wait_for
+from tests.helpers.shell import run
 
 RESOLV_CONF = Path("/etc/resolv.conf")
 _HOST_RESOLV_CONF = RESOLV_CONF.read_bytes() if RESOLV_CONF.exists() else None
@@ -46,25 +48,6 @@ def _unavailable() -> str | None:
         if not shutil.which(t, path="/usr/sbin:/usr/bin:/sbin:/bin")
     ]
     return f"needs {', '.join(missing)}" if missing else None
-
-
-def run(*argv, check=True, timeout=30, **kw):
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, **kw)
-    if check and proc.returncode:
-        raise AssertionError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr}")
-    return proc
-
-
-def wait_until(predicate, what, timeout=20.0, log: Path | None = None):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            extra = f"\nlog:\n{log.read_text()[-4000:]}" if log and log.exists() else ""
-            pytest.fail(f"timed out after {timeout}s waiting for {what}{extra}")
-        time.sleep(0.1)
 
 
 class Topology:
@@ -156,10 +139,10 @@ class Daemon:
             ],
             stderr=open(self.log, "ab"),  # noqa: SIM115 (the child owns it)
         )
-        wait_until(
+        wait_for(
             lambda: self.log.exists() and b"ready" in self.log.read_bytes(),
             "dhcp4d ready",
-            log=self.log,
+            logs=[self.log],
         )
 
     def stop(self):
@@ -185,7 +168,7 @@ class Daemon:
         self.dnsd = subprocess.Popen(
             [sys.executable, "-c", code, str(self.run_dir), str(self.dnsd_events)]
         )
-        wait_until(lambda: self.dnsd_events.exists(), "fake dnsd")
+        wait_for(lambda: self.dnsd_events.exists(), "fake dnsd")
 
     def dnsd_signals(self) -> int:
         return self.dnsd_events.read_text().split().count("usr1")
@@ -276,13 +259,13 @@ def test_dhcpcd_gets_renews_and_releases(env, tmp_path):
     client = dhcpcd(topo, tmp_path, "midna")
     log = tmp_path / "dhcpcd.log"
     try:
-        lease = wait_until(lambda: daemon.leases().get(MAC1), "midna's lease", log=log)
+        lease = wait_for(lambda: daemon.leases().get(MAC1), "midna's lease", logs=[log])
         assert lease["hostname"] == "midna"
         addr = IPv4Address(lease["addr"])
         assert addr in LAN and str(addr) != SERVER
         assert parse_time(lease["expiry"]) > datetime.now(UTC)
-        wait_until(lambda: f"{addr}" in topo.addresses(topo.cli1), "address on cli1 eth0", log=log)
-        wait_until(lambda: daemon.dnsd_signals() > signals_before, "SIGUSR1 to dnsd")
+        wait_for(lambda: f"{addr}" in topo.addresses(topo.cli1), "address on cli1 eth0", logs=[log])
+        wait_for(lambda: daemon.dnsd_signals() > signals_before, "SIGUSR1 to dnsd")
 
         page = daemon.http(topo.cli1, "/")
         assert "midna" in page and MAC1 in page and f'<tr class="active"><td>{addr}' in page
@@ -292,10 +275,10 @@ def test_dhcpcd_gets_renews_and_releases(env, tmp_path):
         first_ack = lease["last_ack"]
         time.sleep(1.1)  # last_ack has second precision
         client.send_signal(signal.SIGUSR1)  # dhcpcd 9: SIGUSR1 renews
-        renewed = wait_until(
+        renewed = wait_for(
             lambda: (e := daemon.leases().get(MAC1)) and e["last_ack"] != first_ack and e,
             "the renewal",
-            log=log,
+            logs=[log],
         )
         assert renewed["addr"] == str(addr)
         assert daemon.metric(topo.cli1, 'router7_dhcp4d_packets_sent_total{type="ack"}') >= 2
@@ -303,14 +286,14 @@ def test_dhcpcd_gets_renews_and_releases(env, tmp_path):
         # Release: SIGALRM makes dhcpcd 9 release and exit; the lease expires now.
         client.send_signal(signal.SIGALRM)
         client.wait(15)
-        released = wait_until(
+        released = wait_for(
             lambda: (
                 (e := daemon.leases().get(MAC1))
                 and parse_time(e["expiry"]) <= datetime.now(UTC)
                 and e
             ),
             "the release",
-            log=log,
+            logs=[log],
         )
         assert released["addr"] == str(addr)
         assert daemon.metric(topo.srv, 'router7_dhcp4d_packets_received_total{type="release"}') >= 1
@@ -327,7 +310,7 @@ def test_udhcpc_with_broadcast_flag_gets_a_lease_with_its_hostname(env):
     proc = udhcpc(topo, topo.cli2, "-B", "-x", "hostname:zelda", "-n", "-t", "5", "-T", "2")
     assert proc.returncode == 0, proc.stderr
     # leases.json is written at most once a second: wait for it
-    lease = wait_until(lambda: daemon.leases().get(MAC2), "zelda's lease", log=daemon.log)
+    lease = wait_for(lambda: daemon.leases().get(MAC2), "zelda's lease", logs=[daemon.log])
     assert lease["hostname"] == "zelda" and IPv4Address(lease["addr"]) in LAN
     assert f"lease of {lease['addr']} obtained" in proc.stderr + proc.stdout
     assert "zelda" in daemon.http(topo.srv, "/")
@@ -345,9 +328,7 @@ def test_previous_address_survives_a_restart(env):
     )
     proc = udhcpc(topo, topo.cli2, "-r", str(wanted), "-n", "-t", "5", "-T", "2")
     assert proc.returncode == 0, proc.stderr
-    wait_until(
-        lambda: daemon.leases().get(MAC2, {}).get("addr") == str(wanted), "the lease on disk"
-    )
+    wait_for(lambda: daemon.leases().get(MAC2, {}).get("addr") == str(wanted), "the lease on disk")
     daemon.stop()
     daemon.start()
     proc = udhcpc(topo, topo.cli2, "-n", "-t", "5", "-T", "2")
@@ -375,15 +356,15 @@ def test_sigusr1_rereads_the_config_static_lease(env):
     try:
         reloads = daemon.log.read_text().count("pool 192.168.42.2-")
         daemon.proc.send_signal(signal.SIGUSR1)  # `ip netns exec` execs: this is the daemon
-        wait_until(
+        wait_for(
             lambda: daemon.log.read_text().count("pool 192.168.42.2-") > reloads,
             "the reload",
-            log=daemon.log,
+            logs=[daemon.log],
         )
         proc = udhcpc(topo, topo.cli2, "-x", "hostname:hp-laserjet", "-n", "-t", "5", "-T", "2")
         assert proc.returncode == 0, proc.stderr
         assert "lease of 192.168.42.250 obtained" in proc.stderr + proc.stdout
-        lease = wait_until(
+        lease = wait_for(
             lambda: (e := daemon.leases().get(MAC2)) and e["addr"] == "192.168.42.250" and e,
             "the static lease on disk",
         )

@@ -17,7 +17,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime
 from ipaddress import IPv6Network
 from pathlib import Path
@@ -25,6 +24,8 @@ from pathlib import Path
 import pytest
 
 from router7.lab.netns import which
+from tests.helpers.polling import wait_for
+from tests.helpers.shell import sh
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -37,29 +38,6 @@ def unavailable() -> str | None:
         return "needs root for network namespaces"
     missing = [t for t in ("ip", "kea-dhcp6") if not which(t)]
     return f"needs {', '.join(missing)}" if missing else None
-
-
-def sh(*argv: str, check: bool = True) -> str:
-    argv = (which(argv[0]) or argv[0], *argv[1:])
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} failed: {p.stderr}")
-    return p.stdout
-
-
-def wait_for(predicate, what: str, timeout: float = 20.0, logs: tuple[Path, ...] = ()):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    tails = "".join(
-        f"\n--- {log} ---\n" + "\n".join(log.read_text().splitlines()[-30:])
-        for log in logs
-        if log.exists()
-    )
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}{tails}")
 
 
 class Pair:
@@ -417,7 +395,7 @@ def test_server_outage_keeps_lease_retries_with_backoff_and_recovers(kea, client
         lambda: client.sent()[bound:].count("solicit") >= 4,
         "Solicits after expiry",
         30,
-        (client.log,),
+        logs=(client.log,),
     )
     during = client.sent()[bound:]
     assert during.index("renew") < during.index("rebind") < during.index("solicit")

@@ -16,7 +16,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import pytest
 from router7.lab import ADDR, Lab
 from router7.lab.router import RouterServices
 from router7.runtime.statefile import write_json_atomic
+from tests.helpers.polling import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -108,16 +108,6 @@ def has_v6_default(lab: Lab) -> bool:
     return False
 
 
-def wait_for(predicate, timeout: float, what: str):
-    """Module fixtures cannot use the function-scoped wait_until fixture."""
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.3)
-    return value
-
-
 class Router:
     def __init__(self, lab: Lab, perm: Path, uplink4: str, lan6: str):
         self.lab, self.perm, self.uplink4, self.lan6 = lab, perm, uplink4, lan6
@@ -160,14 +150,14 @@ def router(lab_session: Lab, tmp_path_factory):
         lan6 = prefix.split("/")[0] + "1"
         lab.exec("router", "ip", "-6", "addr", "add", f"{lan6}/64", "dev", "lan0", "nodad")
         lab.exec("router", "sysctl", "-qw", "net.ipv6.conf.uplink0.accept_ra=2")
-        wait_for(lambda: has_v6_default(lab), 20, "an RA default route on uplink0")
+        wait_for(lambda: has_v6_default(lab), "an RA default route on uplink0", 20, interval=0.3)
         want = {"prefix": prefix, "via": lab.link_local("router", "uplink0"), "dev": "down0"}
-        wait_for(lambda: want in lab.pd_routes(), 10, "the ISP's route to the prefix")
+        wait_for(lambda: want in lab.pd_routes(), "the ISP's route to the prefix", 10, interval=0.3)
         write_leases(perm, addr4, prefix)
 
         proc = start_diagd(lab, perm, tmp / "run", logs, "--dns-server", ADDR.isp_dns1_v4)
         r = Router(lab, perm, addr4, lan6)
-        wait_for(lambda: r.health() is not None, 20, f"diagd to serve (log: {logs})")
+        wait_for(lambda: r.health() is not None, f"diagd to serve (log: {logs})", 20, interval=0.3)
         yield r
     finally:
         if proc is not None:
@@ -273,12 +263,22 @@ def full_router(lab_session: Lab, tmp_path_factory):
     try:
         services.start()
         leases = [services.perm / "dhcp4/wire/lease.json", services.perm / "dhcp6/wire/lease.json"]
-        wait_for(lambda: all(p.exists() for p in leases), 60, "router7's dhcp4 and dhcp6 leases")
+        wait_for(
+            lambda: all(p.exists() for p in leases),
+            "router7's dhcp4 and dhcp6 leases",
+            60,
+            interval=0.3,
+        )
         lab.exec("lan1", "ip", "addr", "replace", LAN_CLIENT, "dev", "eth0")
         # The supervisor's diagd, configured by RouterServices for the lab's
         # internet host; it asks the router's own dnsd on lan0.
         r = Router(lab, services.perm, "", "")
-        wait_for(lambda: r.health() is not None, 20, f"diagd to serve (logs: {services.logs})")
+        wait_for(
+            lambda: r.health() is not None,
+            f"diagd to serve (logs: {services.logs})",
+            20,
+            interval=0.3,
+        )
         yield r
     finally:
         services.stop()

@@ -22,11 +22,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.polling import wait_for
+from tests.helpers.shell import run
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -46,16 +48,8 @@ BIG_TXT = [f"record-{i:02d}-" + "x" * 90 for i in range(30)]
 
 
 def sh(*cmd, check=True, timeout=20):
-    return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=timeout)
-
-
-def wait_for(predicate, what, timeout=15.0, log: Path | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}" + (f"\n{log.read_text()}" if log else ""))
+    """The shared run() with this module's 20 s default timeout."""
+    return run(*cmd, check=check, timeout=timeout)
 
 
 class Topology:
@@ -108,6 +102,7 @@ class Topology:
         wait_for(
             lambda: self.dig(self.isp, address, "www.example.test", "+short") == "203.0.113.10",
             name,
+            15.0,
         )
 
     def spawn(self, ns, cmd, log: Path) -> subprocess.Popen:
@@ -128,7 +123,8 @@ class Topology:
         wait_for(
             lambda: self.dig(self.client, ROUTER_LAN, "gateway.lan", "+short") == ROUTER_LAN,
             "dnsd",
-            log=log,
+            15.0,
+            logs=[log],
         )
 
     def dig(self, ns, server, *args, timeout=20):
@@ -208,6 +204,7 @@ def test_lease_change_and_sigusr1(topo):
     wait_for(
         lambda: topo.dig(topo.client, ROUTER_LAN, "zelda.lan", "+short") == "192.168.42.41",
         "new lease",
+        15.0,
     )
 
 
@@ -253,7 +250,9 @@ def test_malformed_query_is_counted_and_harmless(topo):
     )
     topo.ns(topo.client, sys.executable, "-c", script)
     wait_for(
-        lambda: topo.metrics().get("dnsd_malformed_total", 0) == before + 1, "malformed counted"
+        lambda: topo.metrics().get("dnsd_malformed_total", 0) == before + 1,
+        "malformed counted",
+        15.0,
     )
     assert topo.dig(topo.client, ROUTER_LAN, "midna.lan", "+short") == CLIENT
 
@@ -284,7 +283,9 @@ def test_configured_upstreams_and_timeout_failover(topo):
     config.parent.mkdir(exist_ok=True)
     config.write_text(json.dumps({"upstreams": [silent, UP2]}))
     topo.procs["dnsd"].send_signal(signal.SIGUSR1)
-    wait_for(lambda: f"upstreams: {silent}:53, {UP2}:53" in topo.dnsd_log.read_text(), "reload")
+    wait_for(
+        lambda: f"upstreams: {silent}:53, {UP2}:53" in topo.dnsd_log.read_text(), "reload", 15.0
+    )
     assert topo.dig(topo.client, ROUTER_LAN, "after.example.test", "+short") == "203.0.113.30"
     m = topo.metrics()
     assert m[f'dnsd_upstream_failures_total{{reason="timeout",upstream="{silent}:53"}}'] == 1

@@ -26,6 +26,8 @@ import pytest
 
 from router7.netconfigd import firewall
 from router7.runtime.notify import notify
+from tests.helpers.polling import wait_for
+from tests.helpers.shell import sh
 
 pytestmark = [pytest.mark.root]
 
@@ -106,13 +108,6 @@ def _skip_reason() -> str | None:
         if not any(Path(d, tool).exists() for d in ("/usr/sbin", "/sbin", "/usr/bin", "/bin")):
             return f"needs {tool}"
     return None
-
-
-def sh(*argv: str, check: bool = True) -> str:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} failed: {proc.stderr}")
-    return proc.stdout
 
 
 class Net:
@@ -281,7 +276,7 @@ class Net:
                 for n in ("uplink0", "lan0")
             )
 
-        wait_for(settled, "links up with link-local addresses")
+        wait_for(settled, "links up with link-local addresses", interval=0.05)
 
     def once(self, *extra: str) -> subprocess.CompletedProcess:
         cmd = [
@@ -321,7 +316,7 @@ class Net:
         ]
         proc = subprocess.Popen(cmd, stderr=open(log, "wb"))  # noqa: SIM115
         self.procs.append(proc)
-        wait_for(lambda: "applied:" in log.read_text(), "first apply", log)
+        wait_for(lambda: "applied:" in log.read_text(), "first apply", interval=0.05, logs=[log])
         self.settle()
         return proc, log
 
@@ -338,17 +333,6 @@ class Net:
         return sh(
             "ip", "netns", "exec", ns, sys.executable, "-c", CLIENT, addr, str(port), str(timeout)
         ).strip()
-
-
-def wait_for(predicate, what: str, log: Path | None = None, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(
-        f"timed out waiting for {what}" + (f"; log:\n{log.read_text()}" if log else "")
-    )
 
 
 @pytest.fixture
@@ -583,7 +567,7 @@ def test_sigusr1_forwarding_change_and_malformed_file(net):
     )
     n = log.read_text().count("applied:")
     assert notify(net.run_dir, "netconfigd")
-    wait_for(lambda: log.read_text().count("applied:") > n, "re-apply", log)
+    wait_for(lambda: log.read_text().count("applied:") > n, "re-apply", interval=0.05, logs=[log])
     assert "nftables: chains: ip router7-nat portforwardings" in log.read_text()
     after = net.state()
     assert "udp dport 5353 dnat to 192.168.42.50" in after["ruleset"]
@@ -598,7 +582,7 @@ def test_sigusr1_forwarding_change_and_malformed_file(net):
     )
     n = log.read_text().count("applied:")
     os.kill(proc.pid, signal.SIGUSR1)
-    wait_for(lambda: log.read_text().count("applied:") > n, "re-apply", log)
+    wait_for(lambda: log.read_text().count("applied:") > n, "re-apply", interval=0.05, logs=[log])
     text = log.read_text()
     assert f"{net.perm / 'portforwardings.json'}: field 'forwardings[0].port'" in text
     assert "keeping the last good version" in text
@@ -739,7 +723,7 @@ def lab_router(request, tmp_path_factory):
                 and "default via fe80" in r.sh("router", "ip", "-6", "route")
             )
 
-        wait_for(ready, "WAN address, LAN prefix and IPv6 default route", timeout=40)
+        wait_for(ready, "WAN address, LAN prefix and IPv6 default route", 40, interval=0.05)
         lease6 = json.loads((r.perm / "dhcp6/wire/lease.json").read_text())
         prefix = ipaddress.IPv6Network(lease6["prefixes"][0]["prefix"])
         assert ADDR.is_delegated_prefix(str(prefix))

@@ -16,13 +16,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from router7.runtime.notify import notify
+from tests.helpers import shell
+from tests.helpers.polling import wait_for
 
 pytestmark = [pytest.mark.root]
 
@@ -36,23 +37,7 @@ RADVD = Path(sys.executable).with_name("router7-radvd")
 
 def sh(*argv, ns=None, check=True):
     """Run a command (one string is split on spaces), in namespace ``ns`` if given."""
-    argv = argv[0].split() if len(argv) == 1 else argv
-    cmd = (["ip", "netns", "exec", ns] if ns else []) + [str(a) for a in argv]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed: {proc.stderr}")
-    return proc.stdout
-
-
-def wait_for(predicate, what, timeout=15.0, log=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    extra = f"\nradvd log:\n{log.read_text()}" if log is not None and log.exists() else ""
-    raise AssertionError(f"timed out waiting for {what}{extra}")
+    return shell.sh(*(argv[0].split() if len(argv) == 1 else argv), ns=ns, check=check)
 
 
 def unavailable() -> str | None:
@@ -86,7 +71,16 @@ def net():
         for dev in ("lan0", "uplink0", "isp0"):
             sh(f"ip -n {ROUTER} link set {dev} up")
         sh(f"ip -n {HOST} link set eth0 up")
-        wait_for(lambda: LL in sh(f"ip -n {ROUTER} -6 addr show dev lan0"), "lan0's link-local")
+        wait_for(
+            lambda: LL in sh(f"ip -n {ROUTER} -6 addr show dev lan0"), "lan0's link-local", 15.0
+        )
+        # The peer end gets carrier (and so its link-local) up to a few seconds later:
+        # the kernel's linkwatch batches carrier changes. rdisc6 needs it to send.
+        wait_for(
+            lambda: "fe80::" in sh(f"ip -n {HOST} -6 addr show dev eth0 scope link"),
+            "eth0's link-local",
+            15.0,
+        )
         yield
     finally:
         for ns in (ROUTER, HOST):
@@ -144,7 +138,7 @@ class Radvd:
         ).split()
         with open(self.log, "wb") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(cmd, stderr=log)
-        wait_for(lambda: "ready" in self.log.read_text(), "radvd ready", log=self.log)
+        wait_for(lambda: "ready" in self.log.read_text(), "radvd ready", 15.0, logs=[self.log])
         return self
 
     def stop(self):
@@ -235,21 +229,27 @@ def test_host_autoconfigures_and_follows_a_prefix_change(radvd):
     radvd.write_lease("2001:db8:100::/48")
     radvd.start()
     (old,) = wait_for(
-        lambda: in_prefix("2001:db8:100:0:"), "a SLAAC address from the first prefix", log=radvd.log
+        lambda: in_prefix("2001:db8:100:0:"),
+        "a SLAAC address from the first prefix",
+        15.0,
+        logs=[radvd.log],
     )
     assert "deprecated" not in host_addresses()[old]
 
     radvd.write_lease("2001:db8:200::/48", previous="2001:db8:100::/48")
     assert notify(radvd.run_dir, "radvd")  # what router7-dhcp6 does after writing the lease
     wait_for(
-        lambda: in_prefix("2001:db8:200:0:"), "a SLAAC address from the new prefix", log=radvd.log
+        lambda: in_prefix("2001:db8:200:0:"),
+        "a SLAAC address from the new prefix",
+        15.0,
+        logs=[radvd.log],
     )
 
     def old_is_deprecated():
         line = host_addresses().get(old, "")
         return "deprecated" in line and "preferred_lft 0sec" in line
 
-    wait_for(old_is_deprecated, "the old address to be deprecated", log=radvd.log)
+    wait_for(old_is_deprecated, "the old address to be deprecated", 15.0, logs=[radvd.log])
     new = in_prefix("2001:db8:200:0:")[0]
     assert "deprecated" not in host_addresses()[new]
     out = sh("rdisc6 -1 eth0", ns=HOST)
@@ -267,20 +267,21 @@ def test_default_route_follows_the_uplink_and_sigterm_withdraws_it(radvd):
     radvd.write_lease("2001:db8:100::/48")
     radvd.start()
     default = lambda: sh(f"ip -n {HOST} -6 route show default")  # noqa: E731
-    wait_for(lambda: in_prefix("2001:db8:100:0:"), "SLAAC", log=radvd.log)
+    wait_for(lambda: in_prefix("2001:db8:100:0:"), "SLAAC", 15.0, logs=[radvd.log])
     assert default() == ""  # router lifetime 0 while uplink0 has no IPv6 default route
 
     sh(f"ip -n {ROUTER} -6 route add default via fe80::1 dev uplink0")
     wait_for(
         lambda: f"via {LL} dev eth0" in default(),
         "the host's default route via lan0",
-        log=radvd.log,
+        15.0,
+        logs=[radvd.log],
     )
     assert field(sh("rdisc6 -1 eth0", ns=HOST), "Router lifetime").startswith("30 ")
 
     assert radvd.stop() == 0
     assert "final RA" in radvd.log.read_text()
-    wait_for(lambda: default() == "", "the final RA (router lifetime 0) to remove the route")
+    wait_for(lambda: default() == "", "the final RA (router lifetime 0) to remove the route", 15.0)
 
 
 def test_metrics_count_solicitations_drops_and_advertisements(radvd):
@@ -305,6 +306,7 @@ def test_metrics_count_solicitations_drops_and_advertisements(radvd):
     wait_for(
         lambda: sample("radvd_router_solicitations_dropped_total", reason="malformed") >= 1,
         "a drop",
+        15.0,
     )
     assert sample("radvd_router_solicitations_received_total") >= 2
     assert sample("radvd_router_advertisements_sent_total", destination="unicast") >= 1

@@ -16,6 +16,7 @@ import pytest
 
 from router7.lab import ADDR, Lab
 from router7.lab.router import LAN_ADDRESS, RouterServices, start_lan_clients
+from tests.helpers.polling import log_files, wait_for
 from tests.integration.conftest import lab_unavailable, session_prefix
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -29,17 +30,9 @@ LAN_GW = LAN_ADDRESS.split("/")[0]
 
 
 def wait(predicate, timeout, what, router=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    logs = ""
-    if router is not None:
-        for log in sorted(router.logs.glob("*.log")):
-            logs += f"\n--- {log.name}\n" + "\n".join(log.read_text().splitlines()[-15:])
-    pytest.fail(f"timed out after {timeout}s waiting for {what}{logs}")
+    """wait_for every 0.5 s; on timeout, show the tails of the router's service logs."""
+    logs = log_files(router.logs) if router is not None else ()
+    return wait_for(predicate, what, timeout, interval=0.5, logs=logs)
 
 
 def read_json(path):

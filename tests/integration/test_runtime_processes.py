@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from router7.runtime.notify import notify, running_pid
+from tests.helpers.polling import wait_for
 
 REPO = Path(__file__).parents[2]
 
@@ -42,20 +43,11 @@ def start_echo(tmp_path, run_dir, name, *extra, env=None, netns=None):
     wait_for(
         lambda: events.exists() and "started" in events.read_text(),
         f"{name} start",
-        tmp_path / f"{name}.log",
+        15.0,
+        interval=0.05,
+        logs=[tmp_path / f"{name}.log"],
     )
     return proc, events
-
-
-def wait_for(predicate, what, log=None, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(
-        f"timed out waiting for {what}" + (f"; log:\n{log.read_text()}" if log else "")
-    )
 
 
 def lines(path):
@@ -69,11 +61,11 @@ def test_notify_reaches_the_service_of_the_same_run_dir(tmp_path):
     try:
         assert running_pid(a, "echo") == pa.pid and running_pid(b, "echo") == pb.pid
         assert notify(a, "echo")
-        wait_for(lambda: "reload" in lines(ea), "reload in a")
+        wait_for(lambda: "reload" in lines(ea), "reload in a", 15.0, interval=0.05)
         time.sleep(0.3)
         assert lines(eb) == ["started"]  # b heard nothing
         assert notify(b, "echo")
-        wait_for(lambda: "reload" in lines(eb), "reload in b")
+        wait_for(lambda: "reload" in lines(eb), "reload in b", 15.0, interval=0.05)
         assert lines(ea).count("reload") == 1
     finally:
         pa.terminate(), pb.terminate()
@@ -162,7 +154,7 @@ def test_management_http_listens_on_lan_side_only(tmp_path, netns):
         ns(netns, "link", "set", f"{ifname}p", "up")
         ns(netns, "addr", "add", addr, "dev", ifname)
         ns(netns, "link", "set", ifname, "up")
-    p, events = start_echo(tmp_path, tmp_path / "run", "m", "--http-port", "18066", netns=netns)
+    p, events = start_echo(tmp_path, tmp_path / "run", "m", "--metrics-port", "18066", netns=netns)
     try:
         ok = fetch(netns, "http://192.168.42.1:18066/metrics")
         assert ok.returncode == 0 and "python_info" in ok.stdout
@@ -172,7 +164,7 @@ def test_management_http_listens_on_lan_side_only(tmp_path, netns):
         # A new LAN address is picked up on SIGUSR1.
         ns(netns, "addr", "add", "192.168.43.1/24", "dev", "lan0")
         p.send_signal(signal.SIGUSR1)
-        wait_for(lambda: "reload" in lines(events), "reload")
+        wait_for(lambda: "reload" in lines(events), "reload", 15.0, interval=0.05)
         assert "router7 management" in fetch(netns, "http://192.168.43.1:18066/").stdout
     finally:
         p.terminate()

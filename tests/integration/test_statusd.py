@@ -14,7 +14,6 @@ import json
 import shutil
 import struct
 import subprocess
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from router7.lab.addresses import mac_for
 from router7.lab.router import LAN_ADDRESS, RouterServices, start_lan_clients
 from router7.runtime.notify import running_pid
 from router7.statusd import collect
+from tests.helpers.polling import log_files, wait_for
 from tests.integration.conftest import lab_unavailable, session_prefix
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -66,17 +66,9 @@ class Values(HTMLParser):
 
 
 def wait(predicate, timeout, what, router=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    logs = ""
-    if router is not None:
-        for log in sorted(router.logs.glob("*.log")):
-            logs += f"\n--- {log.name}\n" + "\n".join(log.read_text().splitlines()[-15:])
-    pytest.fail(f"timed out after {timeout}s waiting for {what}{logs}")
+    """wait_for every 0.5 s; on timeout, show the tails of the router's service logs."""
+    logs = log_files(router.logs) if router is not None else ()
+    return wait_for(predicate, what, timeout, interval=0.5, logs=logs)
 
 
 def read_json(path: Path):
