@@ -13,18 +13,19 @@ from ipaddress import IPv4Address
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet import IP, UDP
 
-# DHCP message types (RFC 2132 9.6)
-DISCOVER, OFFER, REQUEST, DECLINE, ACK, NAK, RELEASE, INFORM = range(1, 9)
-TYPE_NAMES = {
-    DISCOVER: "discover",
-    OFFER: "offer",
-    REQUEST: "request",
-    DECLINE: "decline",
-    ACK: "ack",
-    NAK: "nak",
-    RELEASE: "release",
-    INFORM: "inform",
-}
+# DHCP message types (RFC 2132 9.6): one definition, shared with the client.
+from router7.dhcp4.wire import (  # noqa: F401 - re-exported for the server modules
+    ACK,
+    DECLINE,
+    DISCOVER,
+    INFORM,
+    NAK,
+    OFFER,
+    RELEASE,
+    REQUEST,
+)
+from router7.dhcp4.wire import MESSAGE_TYPES as TYPE_NAMES
+
 MAGIC = b"\x63\x82\x53\x63"
 BROADCAST_FLAG = 0x8000
 SERVER_PORT, CLIENT_PORT = 67, 68

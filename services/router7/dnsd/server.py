@@ -36,24 +36,13 @@ from router7.dnsd.wire import (
     patch_reply,
     truncated_reply,
 )
-from router7.runtime.mgmt import is_uplink
+from router7.runtime.mgmt import is_private, is_uplink
 
 log = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _LOOPBACK = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
 _LINK_LOCAL = ipaddress.ip_network("fe80::/10")
-_PRIVATE = [
-    ipaddress.ip_network(n)
-    for n in (
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "100.64.0.0/10",
-        "fc00::/7",
-        "fe80::/10",
-    )
-]
 TCP_IDLE_TIMEOUT = 10
 
 
@@ -87,7 +76,7 @@ def bind_addresses(addrs: Iterable[IfAddr], lan: str, uplink: str) -> list[str]:
         ip = a.interface.ip
         if is_uplink(a.ifname, uplink):
             continue
-        if a.ifname == lan or ip.is_loopback or any(ip in n for n in _PRIVATE):
+        if a.ifname == lan or is_private(ip):  # loopback, RFC 1918, ULA, link-local, ...
             out.add(f"{ip}%{a.ifname}" if ip.version == 6 and ip.is_link_local else str(ip))
     return sorted(out)
 

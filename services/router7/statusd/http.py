@@ -9,7 +9,6 @@ the log, not to the browser).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 from collections.abc import Callable
@@ -20,22 +19,11 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from twisted.internet import defer
 from twisted.web import pages, resource, server
 
-from router7.runtime.mgmt import _PRIVATE_NETS, management_site
+from router7.runtime.mgmt import management_site
 from router7.statusd import collect, render
 from router7.statusd.links import Links, url_host
 
 log = logging.getLogger(__name__)
-
-
-def private_client(request) -> bool:
-    """Defence in depth on top of binding LAN addresses only: refuse public clients."""
-    try:
-        ip = ipaddress.ip_address(request.getClientAddress().host.split("%")[0])
-    except (ValueError, AttributeError):
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return any(ip in n for n in _PRIVATE_NETS)
 
 
 class Metrics:
@@ -153,14 +141,6 @@ def _links_for(request, port: int, **kw) -> Links:
     return Links(url_host(request.getHeader(b"host"), request.getHost().host), port, **kw)
 
 
-class _Forbidden(resource.Resource):
-    isLeaf = True
-
-    def render(self, request):
-        request.setResponseCode(403)
-        return b"forbidden: not a private address\n"
-
-
 class Root(resource.Resource):
     def __init__(self, status: Status):
         super().__init__()
@@ -168,8 +148,7 @@ class Root(resource.Resource):
         self.putChild(b"status.json", JsonPage(status))
 
     def getChildWithDefault(self, path, request):
-        if not private_client(request):
-            return _Forbidden()
+        # management_site already refused non-private clients.
         if path == b"":
             return self.html
         return super().getChildWithDefault(path, request)
