@@ -187,7 +187,7 @@ def test_dhcp4_lease_both_formats():
 def test_dhcp6_lease_both_formats():
     router7 = parse_dhcp6_lease(
         {
-            "valid_until": "x",
+            "valid_until": "2018-05-18T23:46:04.429895261+02:00",
             "prefixes": [{"IP": "2a02:168:4a00::", "Mask": "////////AAAAAAAAAAAAAA=="}],
             "dns": [],
         },
@@ -204,7 +204,7 @@ def test_dhcp6_lease_both_formats():
     assert ours.addresses == (ipaddress.ip_address("2001:db8:1::1000"),)
     with pytest.raises(StateFileError) as e:
         parse_dhcp6_lease({"prefixes": [{"prefix": "10.0.0.0/8"}]}, "x")
-    assert e.value.field == "prefixes[0]"
+    assert e.value.field == "prefixes[0].prefix"
 
 
 def test_missing_files_are_fine(tmp_path):

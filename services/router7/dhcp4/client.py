@@ -143,7 +143,7 @@ class Dhcp4Core:
         self._cancel_all()
         self._set_state(State.RELEASED)
         lease, self.lease = self.lease, None
-        if lease is None or lease.server == wire.UNSPECIFIED:
+        if lease is None or lease.server in (None, wire.UNSPECIFIED):
             return None
         self.xid = self._new_xid()
         payload = wire.encode(
@@ -322,7 +322,7 @@ class Dhcp4Core:
         )
         # Unicast to the server through the router that sent the ACK (fiber7's relay).
         # An ACK without a server id (a stored one) leaves nobody to unicast to.
-        dst = wire.BROADCAST if lease.server == wire.UNSPECIFIED else lease.server
+        dst = wire.BROADCAST if lease.server in (None, wire.UNSPECIFIED) else lease.server
         self._send(wire.REQUEST, payload, lease.address.ip, dst, lease.server_mac)
         self._later(self._retransmit_delay(lease.rebind_at), self._send_renew)
 

@@ -1,7 +1,9 @@
 """The lease: what an ACK means, and its two files under <perm>/dhcp4/wire/.
 
-``lease.json`` is the contract with netconfigd (and diagd): the address to put
-on the uplink, the gateway, the DNS servers, and the lease's times. ``ack`` is
+``lease.json`` is the contract with netconfigd, diagd, dnsd and statusd: the address
+to put on the uplink, the gateway, the DNS servers, and the lease's times. This
+module owns it: ``read`` is the one reader every consumer calls, and it accepts the
+Go router7's file (``client_ip``, ``subnet_mask``, ``valid_until``) as well as ours. ``ack`` is
 the raw BOOTP payload of the last ACK, as router7 stores it; it lets a restarted
 client (or a migrated router7 install) ask for the same address again.
 """
@@ -23,6 +25,7 @@ from router7.runtime.statefile import (
     ip_interface,
     iso_time,
     read_json,
+    validate,
     write_bytes_atomic,
     write_json_atomic,
 )
@@ -36,12 +39,14 @@ INFINITE = 0xFFFFFFFF
 @dataclass(frozen=True)
 class Lease:
     address: IPv4Interface
-    server: IPv4Address
-    lease_time: int  # seconds
-    obtained_at: datetime
-    renew_at: datetime  # T1
-    rebind_at: datetime  # T2
-    expires_at: datetime
+    # None only in a lease read from a file that does not record them (the Go
+    # router7's has only valid_until, its T1, which then stands in for all times).
+    server: IPv4Address | None
+    lease_time: int | None  # seconds
+    obtained_at: datetime | None
+    renew_at: datetime | None  # T1
+    rebind_at: datetime | None  # T2
+    expires_at: datetime | None
     router: IPv4Address | None = None
     dns: tuple[IPv4Address, ...] = ()
     domain: str | None = None
@@ -104,41 +109,81 @@ class Lease:
         }
 
     @classmethod
-    def from_json(cls, obj: dict) -> Lease:
-        """From an already validated (``SCHEMA``) lease.json object."""
-        mac = obj["server_mac"]
+    def from_json(cls, obj: object, path: str | Path = "<memory>") -> Lease:
+        """From a parsed lease.json: ours, or the Go router7's (see ``read``)."""
+        v = validate(obj, SCHEMA, path)
+        address = v["address"]
+        if address is None:
+            if v["client_ip"] is None:
+                raise StateFileError(path, "address", "missing (neither address nor client_ip)")
+            if v["subnet_mask"] is None:
+                raise StateFileError(path, "subnet_mask", "missing (router7 writes it too)")
+            try:
+                address = IPv4Interface(f"{v['client_ip']}/{v['subnet_mask']}")
+            except ValueError as e:
+                raise StateFileError(path, "subnet_mask", str(e)) from None
+        for name, value in (("address", address), ("router", v["router"])):
+            if value is not None and value.version != 4:
+                raise StateFileError(path, name, "not an IPv4 address")
+        # router7's only time is valid_until, which is its renew time (T1): the
+        # lease lasts at least that long, so it stands in for every missing time.
+        fallback = v["valid_until"]
+        times = {k: v[k] or fallback for k in ("renew_at", "rebind_at", "expires_at")}
+        mac = v["server_mac"]
+        try:
+            server_mac = wire.parse_mac(mac) if mac else None
+        except ValueError as e:
+            raise StateFileError(path, "server_mac", str(e)) from None
         return cls(
-            address=obj["address"],
-            server=obj["server"],
-            lease_time=obj["lease_time"],
-            obtained_at=obj["obtained_at"],
-            renew_at=obj["renew_at"],
-            rebind_at=obj["rebind_at"],
-            expires_at=obj["expires_at"],
-            router=obj["router"],
-            dns=tuple(obj["dns"]),
-            domain=obj["domain"],
-            broadcast=obj["broadcast"],
-            mtu=obj["mtu"],
-            server_mac=wire.parse_mac(mac) if mac else None,
+            address=address,
+            server=v["server"],
+            lease_time=v["lease_time"],
+            obtained_at=v["obtained_at"],
+            router=v["router"],
+            dns=tuple(v["dns"]),
+            domain=v["domain"],
+            broadcast=v["broadcast"],
+            mtu=v["mtu"],
+            server_mac=server_mac,
+            **times,
         )
 
 
+def _omitempty(convert):
+    """Go's omitempty and our nulls: "" and null both mean 'not set'."""
+    return Optional(lambda value: None if value == "" else convert(value))
+
+
+# Both formats: ours (address, server, the four times) and the Go router7's
+# (client_ip, subnet_mask, valid_until = T1). Unknown fields are ignored.
 SCHEMA = {
-    "address": ip_interface,
-    "router": Optional(ip_address),
-    "dns": [ip_address],
+    "address": _omitempty(ip_interface),
+    "client_ip": _omitempty(ip_address),
+    "subnet_mask": _omitempty(ip_address),
+    "router": _omitempty(ip_address),
+    "dns": Optional([ip_address], []),
     "domain": Optional(str),
-    "broadcast": Optional(ip_address),
+    "broadcast": _omitempty(ip_address),
     "mtu": Optional(int),
-    "server": ip_address,
+    "server": _omitempty(ip_address),
     "server_mac": Optional(str),
-    "lease_time": int,
-    "obtained_at": iso_time,
-    "renew_at": iso_time,
-    "rebind_at": iso_time,
-    "expires_at": iso_time,
+    "lease_time": Optional(int),
+    "obtained_at": _omitempty(iso_time),
+    "renew_at": _omitempty(iso_time),
+    "rebind_at": _omitempty(iso_time),
+    "expires_at": _omitempty(iso_time),
+    "valid_until": _omitempty(iso_time),
 }
+
+
+def lease_path(perm: str | Path) -> Path:
+    return Path(perm) / "dhcp4" / "wire" / "lease.json"
+
+
+def read(path: str | Path) -> Lease:
+    """The one reader of lease.json, for every service: raises StateFileError naming
+    the file and field when it is missing or wrong."""
+    return Lease.from_json(read_json(path), path)
 
 
 class LeaseStore:
@@ -158,7 +203,7 @@ class LeaseStore:
         """The stored lease, from the ACK (router7's source of truth) or lease.json."""
         stored = None
         try:
-            stored = Lease.from_json(read_json(self.lease_path, SCHEMA))
+            stored = read(self.lease_path)
         except StateFileError as e:
             if self.lease_path.exists():
                 log.warning("ignoring %s", e)
@@ -177,8 +222,8 @@ class LeaseStore:
         if ack.msg_type != wire.ACK or ack.yiaddr == wire.UNSPECIFIED:
             log.warning("ignoring %s: not a DHCPACK with an address", self.ack_path)
             return stored
-        if stored is not None and stored.address.ip == ack.yiaddr:
-            return stored  # lease.json has the times and the server's MAC
+        if stored is not None and stored.address.ip == ack.yiaddr and stored.obtained_at:
+            return stored  # our lease.json has the times and the server's MAC
         # No (matching) lease.json, e.g. a router7 install: time it from the file's mtime.
         obtained = datetime.fromtimestamp(self.ack_path.stat().st_mtime, UTC)
         lease = Lease.from_ack(ack, obtained)

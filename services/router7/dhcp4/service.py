@@ -10,32 +10,23 @@ from router7.dhcp4 import metrics, wire
 from router7.dhcp4.client import Dhcp4Core, Listener, State, Transmit
 from router7.dhcp4.lease import Lease, LeaseStore
 from router7.dhcp4.transport import PacketTransport
+from router7.netconfigd.config import read_interfaces
 from router7.runtime.service import EXIT_DONT_RESTART, Service
-from router7.runtime.statefile import Optional, StateFileError, read_json
+from router7.runtime.statefile import StateFileError
 
 log = logging.getLogger(__name__)
 
-_INTERFACES_SCHEMA = {
-    "interfaces": Optional(
-        [{"name": Optional(str, ""), "spoof_hardware_addr": Optional(str, "")}], []
-    )
-}
-
-
 def spoofed_mac(perm: Path, ifname: str) -> bytes | None:
-    """``spoof_hardware_addr`` of ``ifname`` in interfaces.json, used before netconfigd
-    has applied it (router7 issue #25)."""
-    path = perm / "interfaces.json"
-    if not path.exists():
-        return None
+    """``spoof_hardware_addr`` of ``ifname`` in interfaces.json (read through its owner,
+    netconfigd), used before netconfigd has applied it (router7 issue #25)."""
     try:
-        conf = read_json(path, _INTERFACES_SCHEMA)
-        for iface in conf["interfaces"]:
-            if iface["name"] == ifname and iface["spoof_hardware_addr"]:
-                return wire.parse_mac(iface["spoof_hardware_addr"])
-    except (StateFileError, ValueError) as e:
+        configured = read_interfaces(perm).by_name(ifname)
+    except StateFileError as e:
         log.warning("ignoring spoofed MAC: %s", e)
-    return None
+        return None
+    if configured is None or not configured.spoof_hardware_addr:
+        return None
+    return wire.parse_mac(configured.spoof_hardware_addr)
 
 
 class Dhcp4Client(Service, Listener):

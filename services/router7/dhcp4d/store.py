@@ -1,5 +1,8 @@
 """``<perm>/dhcp4d/leases.json``: the lease table on disk, in router7's format.
 
+dhcp4d owns this file: its ``Lease`` is the type and ``read`` the reader that dnsd
+and statusd call (router7's dnsd imports dhcp4d's Lease the same way).
+
 router7 writes a tab-indented JSON array of
 ``{"num", "addr", "hardware_addr", "hostname", "hostname_override", "expiry", "last_ack"}``
 with Go timestamps (nanoseconds, zone offsets) and the zero time
@@ -75,20 +78,27 @@ def to_json(leases: list[Lease], pool_start=None) -> list[dict]:
     return out
 
 
-def from_json(entries: object, path: Path | str = "<memory>") -> list[Lease]:
-    """Leases from a parsed leases.json (ours or router7's); bad entries are skipped."""
+def parse(
+    entries: object, path: Path | str = "<memory>"
+) -> tuple[list[Lease], list[StateFileError]]:
+    """Leases from a parsed leases.json (ours or router7's), and one error (naming the
+    file and ``[i].field``) per bad entry, which is skipped: one broken entry must not
+    cost the others their names. A file that is not a list raises StateFileError."""
     if not isinstance(entries, list):
         raise StateFileError(path, None, "expected a list of leases")
-    leases = []
+    leases, errors = [], []
     for i, raw in enumerate(entries):
         try:
             e = validate(raw, _ENTRY, path)
             if e["addr"].version != 4:
-                raise StateFileError(path, f"[{i}].addr", "not an IPv4 address")
+                raise StateFileError(path, "addr", "not an IPv4 address")
             mac = e["hardware_addr"].strip().lower().replace("-", ":")
-            bytes.fromhex(mac.replace(":", ""))
-        except (StateFileError, ValueError) as err:
-            log.warning("skipping lease %d: %s", i, err)
+            try:
+                bytes.fromhex(mac.replace(":", ""))
+            except ValueError:
+                raise StateFileError(path, "hardware_addr", f"not a MAC address: {mac!r}") from None
+        except StateFileError as err:
+            errors.append(StateFileError(path, f"[{i}].{err.field or ''}", err.reason))
             continue
         expiry = _seconds(e["expiry"])
         last_ack = _seconds(e["last_ack"])
@@ -104,11 +114,25 @@ def from_json(entries: object, path: Path | str = "<memory>") -> list[Lease]:
                 vendor_class=e["vendor_class"],
             )
         )
+    return leases, errors
+
+
+def from_json(entries: object, path: Path | str = "<memory>") -> list[Lease]:
+    """Leases from a parsed leases.json; bad entries are logged and skipped."""
+    leases, errors = parse(entries, path)
+    for err in errors:
+        log.warning("skipping lease: %s", err)
     return leases
 
 
+def read(path: Path) -> tuple[list[Lease], list[StateFileError]]:
+    """The one reader of leases.json for other services (dnsd, statusd): the good
+    leases and the bad entries' errors; StateFileError if the file is missing or broken."""
+    return parse(read_json(path), path)
+
+
 def load(path: Path) -> list[Lease]:
-    """The leases in ``path``; [] when absent. An unreadable file is kept aside, not lost."""
+    """dhcp4d's own start-up read: [] when absent. An unreadable file is kept aside, not lost."""
     if not path.exists():
         return []
     try:

@@ -128,7 +128,7 @@ class Dhcp6Machine:
                 "stored lease belongs to DUID %s, not ours: soliciting", lease.client_duid.hex()
             )
             self._solicit()
-        elif lease is not None and lease.valid_until > self._now_dt():
+        elif lease is not None and lease.valid_until and lease.valid_until > self._now_dt():
             # RFC 8415 section 18.2.2/18.2.12: after a restart a requesting router
             # rebinds, which any server may answer; no Solicit, same prefix.
             log.info("stored lease valid until %s: rebinding", lease.valid_until)
@@ -316,7 +316,7 @@ class Dhcp6Machine:
         if old is not None:
             current = {h.network for h in prefixes}
             for h in old.prefixes:
-                if h.network not in current and h.valid_until > now_dt:
+                if h.network not in current and h.known and h.valid_until > now_dt:
                     log.info(
                         "prefix %s no longer delegated; deprecating until %s",
                         h.network,
@@ -528,7 +528,7 @@ def _merge(old: tuple[Held, ...], ias: list[IA], now) -> tuple[Held, ...]:
                 now + timedelta(seconds=b.valid),
             )
     for h in old:
-        if h.network not in out and h.network not in dropped and h.valid_until > now:
+        if h.network not in out and h.network not in dropped and h.known and h.valid_until > now:
             out[h.network] = h.remaining(now)
     return tuple(out.values())
 

@@ -1,9 +1,12 @@
 """The DHCPv6 lease and its state file, <perm>/dhcp6/wire/lease.json.
 
-netconfigd (addresses, routes), radvd (LAN prefixes, RFC 9096 deprecation) and the
-management listeners read this file, so its fields are a contract documented in
-docs/services/dhcp6.md. Lifetimes are stored both as received (seconds, relative to
-``obtained_at``) and as absolute times, so a reader never has to do the arithmetic.
+netconfigd (addresses, routes), radvd (LAN prefixes, RFC 9096 deprecation), dnsd
+(resolvers), diagd and statusd read this file, so its fields are a contract documented
+in docs/services/dhcp6.md. This module owns it: ``read`` is the one reader every
+consumer calls, and it accepts the Go router7's file (prefixes as Go ``net.IPNet``
+objects, a ``valid_until`` that is T1, no lifetimes) as well as ours. Lifetimes are
+stored both as received (seconds, relative to ``obtained_at``) and as absolute
+times, so a reader never has to do the arithmetic.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import contextlib
 import logging
 import os
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 
@@ -20,7 +23,7 @@ from router7.runtime.statefile import (
     Optional,
     StateFileError,
     ip_address,
-    ip_network,
+    ip_prefix,
     iso_time,
     read_json,
     validate,
@@ -41,13 +44,20 @@ def to_datetime(seconds: float) -> datetime:
 
 @dataclass(frozen=True)
 class Held:
-    """A delegated prefix or an IA_NA address as the client holds it."""
+    """A delegated prefix or an IA_NA address as the client holds it.
+
+    The lifetimes are None only when they are unknown: a Go router7 file
+    recorded none (``known`` is then False)."""
 
     network: IPv6Network  # the address of an IA_NA binding is a /128
-    preferred_lifetime: int
-    valid_lifetime: int
-    preferred_until: datetime
-    valid_until: datetime
+    preferred_lifetime: int | None
+    valid_lifetime: int | None
+    preferred_until: datetime | None
+    valid_until: datetime | None
+
+    @property
+    def known(self) -> bool:
+        return self.valid_until is not None
 
     def remaining(self, now: datetime) -> Held:
         """The same binding with lifetimes counted from ``now`` (for a rewritten lease)."""
@@ -76,19 +86,22 @@ class Lease:
     client_duid: bytes
     t1: int
     t2: int
-    obtained_at: datetime
-    renew_at: datetime
-    rebind_at: datetime
+    # None only in a lease read from a file that does not record them (the Go
+    # router7's has only valid_until, its T1, which then stands in for renew_at).
+    obtained_at: datetime | None
+    renew_at: datetime | None
+    rebind_at: datetime | None
     domains: tuple[str, ...] = ()
     server_address: str | None = None
     server_unicast: IPv6Address | None = None
     previous_prefixes: tuple[PreviousPrefix, ...] = field(default=())
 
     @property
-    def valid_until(self) -> datetime:
-        """When the last binding expires; after that a Rebind is pointless."""
-        times = [h.valid_until for h in (*self.prefixes, *self.addresses)]
-        return max(times) if times else self.obtained_at
+    def valid_until(self) -> datetime | None:
+        """When the last binding expires; after that a Rebind is pointless. A Go
+        router7 lease has no lifetimes; its renew time is the lower bound we know."""
+        times = [h.valid_until for h in (*self.prefixes, *self.addresses) if h.known]
+        return max(times) if times else (self.obtained_at or self.renew_at)
 
     def to_json(self) -> dict:
         def held(h: Held, key: str) -> dict:
@@ -128,22 +141,43 @@ class Lease:
         }
 
     @classmethod
-    def from_json(cls, obj: dict, path: str = "<memory>") -> Lease:
+    def from_json(cls, obj: object, path: str | Path = "<memory>") -> Lease:
+        """From a parsed lease.json: ours, or the Go router7's (see ``read``)."""
         v = validate(obj, SCHEMA, path)
+        obtained = v["obtained_at"]
+        # router7's only time is valid_until, its renew time (T1).
+        renew_at = v["renew_at"] or v["valid_until"]
 
-        def held(d: dict, key: str) -> Held:
+        def held(d: dict, key: str, field: str) -> Held:
+            if key == "prefix" and d.get("prefix") is None:
+                go = {k: d[k] for k in ("IP", "Mask") if k in d}
+                return Held(_ipv6_prefix(go, path, field), None, None, None, None)
+            if key == "address" and d[key].version != 6:
+                raise StateFileError(path, f"{field}.address", "not an IPv6 address")
             net = d[key] if key == "prefix" else IPv6Network(f"{d[key]}/128")
+
+            # Absolute times win; else the lifetimes granted at obtained_at.
+            def until(kind: str) -> datetime | None:
+                granted = d[f"{kind}_lifetime"]
+                if d[f"{kind}_until"] is not None or granted is None or obtained is None:
+                    return d[f"{kind}_until"]
+                return obtained + timedelta(seconds=granted)
+
             return Held(
                 net,
                 d["preferred_lifetime"],
                 d["valid_lifetime"],
-                d["preferred_until"],
-                d["valid_until"],
+                until("preferred"),
+                until("valid"),
             )
 
         return cls(
-            prefixes=tuple(held(d, "prefix") for d in v["prefixes"]),
-            addresses=tuple(held(d, "address") for d in v["addresses"]),
+            prefixes=tuple(
+                held(d, "prefix", f"prefixes[{i}]") for i, d in enumerate(v["prefixes"])
+            ),
+            addresses=tuple(
+                held(d, "address", f"addresses[{i}]") for i, d in enumerate(v["addresses"])
+            ),
             dns=tuple(v["dns"]),
             domains=tuple(v["domains"]),
             server_duid=bytes.fromhex(v["server_duid"]),
@@ -152,18 +186,25 @@ class Lease:
             server_unicast=v["server_unicast"],
             t1=v["t1"],
             t2=v["t2"],
-            obtained_at=v["obtained_at"],
-            renew_at=v["renew_at"],
-            rebind_at=v["rebind_at"],
+            obtained_at=obtained,
+            renew_at=renew_at,
+            rebind_at=v["rebind_at"] or renew_at,
             previous_prefixes=tuple(
-                PreviousPrefix(p["prefix"], p["preferred_until"], p["valid_until"])
+                PreviousPrefix(p["prefix"], p["preferred_until"] or p["valid_until"], p["valid_until"])
                 for p in v["previous_prefixes"]
             ),
         )
 
 
+def _ipv6_prefix(value, path, field: str) -> IPv6Network:
+    try:
+        return _ipv6_network(value)
+    except ValueError as e:
+        raise StateFileError(path, field, str(e)) from None
+
+
 def _ipv6_network(value):
-    net = ip_network(value)
+    net = ip_prefix(value)
     if net.version != 6:
         raise ValueError(f"not an IPv6 prefix: {value!r}")
     return net
@@ -177,29 +218,41 @@ def _hex(value):
 
 
 _HELD = {
-    "preferred_lifetime": int,
-    "valid_lifetime": int,
-    "preferred_until": iso_time,
-    "valid_until": iso_time,
+    "preferred_lifetime": Optional(int),
+    "valid_lifetime": Optional(int),
+    "preferred_until": Optional(iso_time),
+    "valid_until": Optional(iso_time),
 }
+# Lenient where a Go router7 file or a hand-written one lacks a field; the values a
+# consumer needs (prefixes, addresses, resolvers) are checked strictly.
 SCHEMA = {
-    "prefixes": [{"prefix": _ipv6_network, **_HELD}],
+    # A prefix entry is ours ({"prefix": "2a02:…/48", lifetimes…}) or router7's: the Go
+    # IPNet itself, decoded in Lease.from_json.
+    "prefixes": Optional([{"prefix": Optional(_ipv6_network), **_HELD}], []),
     "addresses": Optional([{"address": ip_address, **_HELD}], []),
     "dns": Optional([ip_address], []),
     "domains": Optional([str], []),
-    "server_duid": _hex,
+    "server_duid": Optional(_hex, ""),
     "client_duid": Optional(_hex, ""),
     "server_address": Optional(str),
     "server_unicast": Optional(ip_address),
-    "t1": int,
-    "t2": int,
-    "obtained_at": iso_time,
-    "renew_at": iso_time,
-    "rebind_at": iso_time,
+    "t1": Optional(int, 0),
+    "t2": Optional(int, 0),
+    "obtained_at": Optional(iso_time),
+    "renew_at": Optional(iso_time),
+    "rebind_at": Optional(iso_time),
+    "valid_until": Optional(iso_time),  # ours: the end of the lease; router7's: T1
     "previous_prefixes": Optional(
-        [{"prefix": _ipv6_network, "preferred_until": iso_time, "valid_until": iso_time}], []
+        [{"prefix": _ipv6_network, "preferred_until": Optional(iso_time), "valid_until": iso_time}],
+        [],
     ),
 }
+
+
+def read(path: str | Path) -> Lease:
+    """The one reader of lease.json, for every service: raises StateFileError naming
+    the file and field when it is missing or wrong."""
+    return Lease.from_json(read_json(path), path)
 
 
 def save(path: Path, lease: Lease) -> None:
@@ -211,7 +264,7 @@ def load(path: Path) -> Lease | None:
     if not Path(path).exists():
         return None
     try:
-        return Lease.from_json(read_json(path), str(path))
+        return read(path)
     except StateFileError as e:
         # Not fatal: we solicit a new lease, and the next write replaces the file.
         log.warning("ignoring stored lease: %s", e)

@@ -16,16 +16,15 @@ from pathlib import Path
 
 from dnslib import AAAA, PTR, QTYPE, RR, SOA, A, DNSHeader, DNSLabel, DNSQuestion, DNSRecord
 
+from router7.dhcp4d import store as dhcp4d_store
 from router7.dnsd.wire import RCODE_NXDOMAIN, Query, opt_record
-from router7.runtime.statefile import StateFileError, iso_time, read_json
+from router7.runtime.statefile import StateFileError
 
 log = logging.getLogger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 CLASS_IN, CLASS_ANY = 1, 255
 _LABEL = re.compile(rb"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-# Go's zero time marks a static lease in router7's leases.json.
-_ZERO_YEAR = 1
 
 # Reverse zones that only make sense inside this network (RFC 6303, RFC 7793):
 # answered here, never forwarded, so private addresses do not leak to the ISP.
@@ -47,34 +46,32 @@ PRIVATE_REVERSE = [
 
 @dataclass(frozen=True)
 class Lease:
-    hostname: str
+    """What dnsd needs of one of dhcp4d's leases (router7.dhcp4d.leases.Lease)."""
+
+    hostname: str  # the override if the owner set one
     addr: ipaddress.IPv4Address
     expiry: datetime | None  # None: static, never expires
 
 
 def read_leases(path: Path) -> list[Lease]:
-    """dhcp4d's leases.json (router7's format); bad entries are skipped, a bad file is empty."""
+    """dhcp4d's leases.json through its owner's reader (router7's format or ours); bad
+    entries are skipped, a missing or bad file means no leases (both logged)."""
     try:
-        raw = read_json(path)
+        leases, errors = dhcp4d_store.read(path)
     except StateFileError as e:
         if e.reason != "does not exist":
             log.warning("ignoring leases: %s", e)
         return []
-    if not isinstance(raw, list):
-        log.warning("ignoring leases: %s is not a list", path)
-        return []
-    out = []
-    for i, entry in enumerate(raw):
-        try:
-            name = entry.get("hostname_override") or entry.get("hostname") or ""
-            expiry = entry.get("expiry")
-            expiry = iso_time(expiry) if expiry else None
-            if expiry is not None and expiry.year == _ZERO_YEAR:
-                expiry = None
-            out.append(Lease(str(name), ipaddress.IPv4Address(entry["addr"]), expiry))
-        except (AttributeError, KeyError, TypeError, ValueError) as e:
-            log.warning("%s: skipping lease %d: %s", path, i, e)
-    return out
+    for e in errors:
+        log.warning("skipping lease: %s", e)
+    return [
+        Lease(
+            lease.hostname_override or lease.hostname,
+            lease.addr,
+            None if lease.expiry is None else datetime.fromtimestamp(lease.expiry, UTC),
+        )
+        for lease in leases
+    ]
 
 
 def label_of(name: str) -> bytes | None:

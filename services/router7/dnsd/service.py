@@ -10,7 +10,6 @@ because SLAAC and DAD change addresses without telling anyone.
 from __future__ import annotations
 
 import gc
-import ipaddress
 import logging
 import socket
 from datetime import UTC, datetime
@@ -31,9 +30,10 @@ from router7.dnsd.server import (
     lan_networks,
 )
 from router7.dnsd.upstreams import UpstreamPolicy, configured_upstreams, read_config
+from router7.netconfigd.config import read_interfaces
 from router7.runtime.mgmt import InterfaceAddress, ManagementListener, management_site
 from router7.runtime.service import Service
-from router7.runtime.statefile import StateFileError, read_json
+from router7.runtime.statefile import StateFileError
 
 log = logging.getLogger(__name__)
 
@@ -135,12 +135,12 @@ class DnsService(Service):
         lan = self.args.lan
         out = []
         try:
-            config = read_json(self.perm / "interfaces.json")
-            for iface in config.get("interfaces", []):
-                if iface.get("name") == lan and iface.get("addr"):
-                    out.append(ipaddress.ip_interface(iface["addr"]).ip)
-        except (StateFileError, AttributeError, ValueError):
-            pass
+            configured = read_interfaces(self.perm).by_name(lan)
+        except StateFileError as e:
+            log.warning("ignoring %s", e)
+        else:
+            if configured is not None and configured.addr is not None:
+                out.append(configured.addr.ip)
         for a in self.ifaddrs:
             ip = a.interface.ip
             if a.ifname == lan and not ip.is_link_local and ip not in out:

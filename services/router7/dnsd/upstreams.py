@@ -16,6 +16,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from router7.dhcp4 import lease as dhcp4_lease
+from router7.dhcp6 import lease as dhcp6_lease
 from router7.runtime.statefile import Optional, StateFileError, read_json, validate
 
 log = logging.getLogger(__name__)
@@ -77,21 +79,21 @@ def read_config(perm: Path) -> dict:
 
 
 def lease_resolvers(perm: Path) -> list[Upstream]:
-    """The DNS servers of the dhcp4 and dhcp6 uplink leases, IPv4 first, duplicates dropped."""
+    """The DNS servers of the dhcp4 and dhcp6 uplink leases (read through their owners),
+    IPv4 first, duplicates dropped."""
     out: list[Upstream] = []
-    for path in (perm / "dhcp4/wire/lease.json", perm / "dhcp6/wire/lease.json"):
+    for read, path in (
+        (dhcp4_lease.read, dhcp4_lease.lease_path(perm)),
+        (dhcp6_lease.read, dhcp6_lease.lease_path(perm)),
+    ):
         try:
-            lease = read_json(path, {"dns": Optional([str], [])})
+            lease = read(path)
         except StateFileError as e:
             if e.reason != "does not exist":
                 log.warning("no resolvers from %s", e)
             continue
-        for text in lease["dns"]:
-            try:
-                up = parse_upstream(text)
-            except ValueError:
-                log.warning("%s: ignoring resolver %r", path, text)
-                continue
+        for address in lease.dns:
+            up = Upstream(str(address))
             if up not in out:
                 out.append(up)
     return out

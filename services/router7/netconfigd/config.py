@@ -1,7 +1,9 @@
 """netconfigd's inputs: the three config files and the two lease files.
 
-router7's schemas are accepted as they are (a router7 /perm moves over), plus the
-fields the Python DHCP clients add. Every file is optional: a missing file means
+netconfigd owns the config files (``read_interfaces`` serves the other services);
+the lease files are read through their owners, router7.dhcp4.lease and
+router7.dhcp6.lease. router7's schemas are accepted as they are (a router7 /perm
+moves over), plus the fields the Python DHCP clients add. Every file is optional: a missing file means
 "nothing of this kind" (router7 failed without interfaces.json, see reference §17.2).
 
 A malformed file must never take the router offline. ``ConfigStore`` keeps the last
@@ -22,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from router7.dhcp4 import lease as dhcp4_lease
+from router7.dhcp6 import lease as dhcp6_lease
 from router7.runtime.statefile import (
     Optional,
     StateFileError,
@@ -133,27 +137,6 @@ def _wg_key(value: Any) -> str:
     if len(raw) != 32:
         raise ValueError(f"a WireGuard key has 32 bytes, this one {len(raw)}")
     return value
-
-
-def _go_or_cidr_prefix(value: Any) -> ipaddress.IPv6Network:
-    """A delegated prefix: "2001:db8::/48" or router7's Go IPNet {"IP": .., "Mask": base64}."""
-    if isinstance(value, dict) and "IP" in value and "Mask" in value:
-        try:
-            mask = base64.b64decode(value["Mask"])
-        except (ValueError, TypeError):
-            raise ValueError("Mask is not base64") from None
-        bits = int.from_bytes(mask, "big")
-        plen = bin(bits).count("1")
-        if len(mask) != 16 or bits != ((1 << 128) - 1) ^ ((1 << (128 - plen)) - 1):
-            raise ValueError("Mask is not a contiguous 16-byte IPv6 mask")
-        net = ipaddress.ip_network(f"{value['IP']}/{plen}", strict=False)
-    else:
-        net = ip_network(value) if isinstance(value, str) else None
-        if net is None:
-            raise ValueError(f"expected a prefix, got {json.dumps(value)}")
-    if net.version != 6:
-        raise ValueError(f"not an IPv6 prefix: {value!r}")
-    return net
 
 
 # --- the parsed model ----------------------------------------------------------
@@ -387,55 +370,25 @@ def parse_wireguard(obj: Any, path: str) -> tuple[WireguardInterface, ...]:
 
 
 def parse_dhcp4_lease(obj: Any, path: str) -> Dhcp4Lease | None:
-    """Python dhcp4's ``address`` ("a.b.c.d/len") or router7's client_ip + subnet_mask."""
-    v = validate(
-        obj,
-        {
-            "address": Optional(_maybe(ip_interface), None),
-            "client_ip": Optional(_maybe(ip_address), None),
-            "subnet_mask": Optional(_maybe(ip_address), None),
-            "router": Optional(_maybe(ip_address), None),
-        },
-        path,
-    )
-    addr = v["address"]
-    if addr is None and v["client_ip"] is not None:
-        if v["subnet_mask"] is None:
-            raise StateFileError(path, "subnet_mask", "missing (router7 needs it too)")
-        try:
-            addr = ipaddress.ip_interface(f"{v['client_ip']}/{v['subnet_mask']}")
-        except ValueError as e:
-            raise StateFileError(path, "subnet_mask", str(e)) from None
-    if addr is None:
-        raise StateFileError(path, "address", "missing (neither address nor client_ip)")
-    if addr.version != 4:
-        raise StateFileError(path, "address", "not an IPv4 address")
-    router = v["router"]
-    if router is not None and router.version != 4:
-        raise StateFileError(path, "router", "not an IPv4 address")
-    return Dhcp4Lease(addr, router)
+    """dhcp4's lease.json, through its owner's reader (ours or router7's format)."""
+    lease = dhcp4_lease.Lease.from_json(obj, path)
+    return Dhcp4Lease(lease.address, lease.router)
 
 
 def parse_dhcp6_lease(obj: Any, path: str) -> Dhcp6Lease | None:
-    v = validate(
-        obj,
-        {
-            "prefixes": Optional([_prefix_entry], []),
-            "addresses": Optional([{"address": ip_address}], []),
-        },
-        path,
+    """dhcp6's lease.json, through its owner's reader (ours or router7's format)."""
+    lease = dhcp6_lease.Lease.from_json(obj, path)
+    return Dhcp6Lease(
+        tuple(h.network for h in lease.prefixes),
+        tuple(h.network.network_address for h in lease.addresses),
     )
-    for n, a in enumerate(v["addresses"]):
-        if a["address"].version != 6:
-            raise StateFileError(path, f"addresses[{n}].address", "not an IPv6 address")
-    return Dhcp6Lease(tuple(v["prefixes"]), tuple(a["address"] for a in v["addresses"]))
 
 
-def _prefix_entry(value: Any) -> ipaddress.IPv6Network:
-    # Python dhcp6: {"prefix": "2001:db8::/48", lifetimes...}; router7: the Go IPNet itself.
-    if isinstance(value, dict) and "prefix" in value:
-        return _go_or_cidr_prefix(value["prefix"])
-    return _go_or_cidr_prefix(value)
+def read_interfaces(perm: Path) -> Interfaces:
+    """``<perm>/interfaces.json`` for the other services (dhcp4's spoofed MAC, dnsd's
+    lan0 address): absent means no interfaces; StateFileError if it is wrong."""
+    value, _ = load_file(Path(perm) / SOURCES[0].relpath, SOURCES[0])
+    return value
 
 
 # --- loading with last-good fallback ---------------------------------------------

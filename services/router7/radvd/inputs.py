@@ -1,5 +1,7 @@
 """radvd's files: the dhcp6 lease, its config, extra prefixes and its own memory.
 
+The lease is read through its owner, router7.dhcp6.lease.
+
 Every reader returns plain values for plan.py and raises StateFileError (naming
 the file and field) when a file exists but is wrong; a missing optional file
 gives the default.
@@ -7,20 +9,20 @@ gives the default.
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from router7.dhcp6 import lease as dhcp6_lease
 from router7.runtime.statefile import (
     Optional,
     StateFileError,
     ip_address,
     ip_network,
+    ip_prefix,
     iso_time,
     read_json,
-    validate,
     write_json_atomic,
 )
 
@@ -31,88 +33,34 @@ CONFIG = Path("radvd/config.json")
 EXTRA_PREFIXES = Path("radvd/prefixes.json")
 MEMORY = Path("radvd/advertised.json")
 
-_LIFETIMES = {
-    "preferred_lifetime": Optional(int),
-    "valid_lifetime": Optional(int),
-    "preferred_until": Optional(iso_time),
-    "valid_until": Optional(iso_time),
-}
-
-
-def _object(value: Any) -> dict:
-    if not isinstance(value, dict):
-        raise ValueError(f"expected an object, got {value!r}")
-    return value
-
-
-_LEASE_SCHEMA = {
-    "prefixes": Optional([_object], []),
-    "previous_prefixes": Optional([_object], []),
-    "obtained_at": Optional(iso_time),
-}
-
-
 def _epoch(t: datetime | None) -> float | None:
     return None if t is None else t.timestamp()
 
 
-def _go_ipnet(value: dict) -> ipaddress.IPv6Network:
-    """router7's Go encoding of a net.IPNet: {"IP": "2a02:…", "Mask": base64 of the mask bytes}."""
-    mask = base64.b64decode(value["Mask"], validate=True)
-    prefixlen = int.from_bytes(mask, "big").bit_count()
-    net = ipaddress.ip_network(f"{value['IP']}/{prefixlen}", strict=False)
-    if net.version != 6:
-        raise ValueError("not an IPv6 prefix")
-    return net
-
-
 def _prefix(value: Any) -> ipaddress.IPv6Network:
-    if isinstance(value, dict) and "IP" in value and "Mask" in value:
-        try:
-            return _go_ipnet(value)
-        except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"bad IPNet {value!r}: {e}") from None
-    net = ip_network(value)
+    net = ip_prefix(value)
     if net.version != 6:
         raise ValueError(f"not an IPv6 prefix: {value!r}")
     return net
 
 
-def _delegated(entry: dict, obtained_at: float | None, path, field: str) -> Delegated:
-    if "IP" in entry:  # the Go original's lease: a bare IPNet, lifetimes unknown
-        return Delegated(validate(entry, _prefix, path))
-    try:
-        e = validate(entry, {"prefix": _prefix, **_LIFETIMES}, path)
-    except StateFileError as err:
-        raise StateFileError(path, f"{field}.{err.field}", err.reason) from None
-    preferred_until = _epoch(e["preferred_until"])
-    valid_until = _epoch(e["valid_until"])
-    # Lifetimes are the ones granted at obtained_at unless absolute times are given.
-    if obtained_at is not None:
-        if preferred_until is None and e["preferred_lifetime"] is not None:
-            preferred_until = obtained_at + e["preferred_lifetime"]
-        if valid_until is None and e["valid_lifetime"] is not None:
-            valid_until = obtained_at + e["valid_lifetime"]
-    return Delegated(e["prefix"], preferred_until, valid_until)
-
-
 def read_lease(perm: Path) -> Lease | None:
-    """The dhcp6 client's lease, or None when there is none (yet)."""
+    """The dhcp6 client's lease (through its owner's reader), or None when there is none
+    (yet). A Go router7 lease has no lifetimes: its prefixes come without times."""
     path = perm / LEASE
     if not path.exists():
         return None
-    raw = read_json(path, _LEASE_SCHEMA)
-    obtained_at = _epoch(raw["obtained_at"])
+    lease = dhcp6_lease.read(path)
     return Lease(
         prefixes=tuple(
-            _delegated(p, obtained_at, path, f"prefixes[{i}]")
-            for i, p in enumerate(raw["prefixes"])
+            Delegated(h.network, _epoch(h.preferred_until), _epoch(h.valid_until))
+            for h in lease.prefixes
         ),
         previous=tuple(
-            _delegated(p, obtained_at, path, f"previous_prefixes[{i}]")
-            for i, p in enumerate(raw["previous_prefixes"])
+            Delegated(p.prefix, _epoch(p.preferred_until), _epoch(p.valid_until))
+            for p in lease.previous_prefixes
         ),
-        obtained_at=obtained_at,
+        obtained_at=_epoch(lease.obtained_at),
     )
 
 

@@ -9,6 +9,7 @@ fsync of the directory.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ipaddress
 import json
@@ -23,9 +24,11 @@ __all__ = [
     "Optional",
     "StateFileError",
     "format_time",
+    "go_ipnet",
     "ip_address",
     "ip_interface",
     "ip_network",
+    "ip_prefix",
     "iso_time",
     "read_json",
     "validate",
@@ -220,3 +223,27 @@ ip_address = _typed(ipaddress.ip_address, "an IP address")
 ip_interface = _typed(ipaddress.ip_interface, "an address with prefix length")
 ip_network = _typed(lambda s: ipaddress.ip_network(s, strict=True), "a network prefix")
 iso_time = _typed(_parse_time, "an ISO 8601 time")
+
+
+def go_ipnet(value: dict) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """Go's JSON encoding of a net.IPNet, which router7 wrote for every prefix:
+    ``{"IP": "2a02:168:4a00::", "Mask": "<base64 of the mask bytes>"}``."""
+    try:
+        mask = base64.b64decode(value["Mask"], validate=True)
+        ip = ipaddress.ip_address(value["IP"])
+    except (KeyError, TypeError, ValueError):  # binascii.Error is a ValueError
+        raise ValueError(f"not a Go IPNet {{IP, Mask}}: {json.dumps(value)}") from None
+    bits = int.from_bytes(mask, "big")
+    plen = bits.bit_count()
+    width = 8 * len(mask)
+    # A 4-byte mask may go with an IPv4 address only; Go writes 16-byte masks for IPv6.
+    if width != ip.max_prefixlen or bits != ((1 << width) - 1) ^ ((1 << (width - plen)) - 1):
+        raise ValueError(f"Mask is not a contiguous {ip.max_prefixlen // 8}-byte mask: {value!r}")
+    return ipaddress.ip_network(f"{ip}/{plen}", strict=False)
+
+
+def ip_prefix(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A prefix as "2001:db8::/48" or, from a Go router7 file, as a net.IPNet object."""
+    if isinstance(value, dict):
+        return go_ipnet(value)
+    return ip_network(value)
