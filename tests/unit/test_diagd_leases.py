@@ -53,11 +53,15 @@ def test_router7_go_file_falls_back_to_valid_until(tmp_path):
     path = tmp_path / "lease.json"
     path.write_text(
         json.dumps(
-            {"client_ip": "85.195.207.62", "valid_until": "2026-01-01T12:10:00.123456789+01:00"}
+            {
+                "client_ip": "85.195.207.62",
+                "subnet_mask": "255.255.255.128",
+                "valid_until": "2026-01-01T12:10:00.123456789+01:00",
+            }
         )
     )
     assert dhcp4_status(path, datetime(2026, 1, 1, 11, 0, tzinfo=UTC)) == (
-        "85.195.207.62, expires in 10m00s"
+        "85.195.207.62/25, expires in 10m00s"
     )
 
 

@@ -1,4 +1,5 @@
-"""Lease validity from the uplink clients' state files (pure: file + now -> status).
+"""Lease validity from the uplink clients' state files (pure: file + now -> status),
+read through their owners, router7.dhcp4.lease and router7.dhcp6.lease.
 
 router7's diagd judged the DHCPv4 lease by ``valid_until``, which router7's client
 sets to the renew time T1 (reference §0.5, §17.2): a lease was "invalid" half-way
@@ -9,37 +10,13 @@ back to ``valid_until`` as a conservative lower bound.
 
 from __future__ import annotations
 
-import base64
-import ipaddress
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
+from router7.dhcp4 import lease as dhcp4_lease
+from router7.dhcp6 import lease as dhcp6_lease
 from router7.diagd.tree import CheckFailed
-from router7.runtime.statefile import Optional, StateFileError, iso_time, read_json
-
-DHCP4_SCHEMA = {
-    "address": Optional(str),
-    "client_ip": Optional(str),  # router7's field name
-    "router": Optional(str),
-    "expires_at": Optional(iso_time),
-    "renew_at": Optional(iso_time),
-    "valid_until": Optional(iso_time),
-}
-
-DHCP6_SCHEMA = {
-    "prefixes": Optional(
-        [
-            {
-                "prefix": Optional(str),
-                "valid_lifetime": Optional(int),
-                "valid_until": Optional(iso_time),
-            }
-        ],
-        [],
-    ),
-    "obtained_at": Optional(iso_time),
-    "valid_until": Optional(iso_time),
-}
+from router7.runtime.statefile import StateFileError
 
 
 def _left(until: datetime, now: datetime) -> str:
@@ -53,9 +30,10 @@ def _left(until: datetime, now: datetime) -> str:
     return f"{seconds}s"
 
 
-def _read(path: Path, schema) -> dict:
+def _read(read, path: Path):
+    """The lease through its owner's reader; CheckFailed when it is missing or wrong."""
     try:
-        return read_json(path, schema)
+        return read(path)
     except StateFileError as e:
         if e.reason == "does not exist":
             raise CheckFailed(f"no lease ({path} does not exist)") from None
@@ -64,41 +42,26 @@ def _read(path: Path, schema) -> dict:
 
 def dhcp4_status(path: Path, now: datetime) -> str:
     """Status of the DHCPv4 lease in ``path``; raises CheckFailed when it is not valid."""
-    lease = _read(path, DHCP4_SCHEMA)
-    address = lease["address"] or lease["client_ip"] or "?"
-    end = lease["expires_at"] or lease["valid_until"]
+    lease = _read(dhcp4_lease.read, path)
+    end = lease.expires_at  # router7's file: its valid_until (T1)
     if end is None:
         raise CheckFailed(f"{path}: no expires_at")
     if end <= now:
-        raise CheckFailed(f"lease of {address} expired {_left(now, end)} ago")
-    return f"{address}, expires in {_left(end, now)}"
-
-
-def _go_ipnet(obj: dict) -> str:
-    """router7 wrote prefixes as Go net.IPNet objects: {"IP": "...", "Mask": base64}."""
-    try:
-        mask = base64.b64decode(obj["Mask"])
-        length = int.from_bytes(mask, "big").bit_count()
-        return str(ipaddress.ip_network(f"{obj['IP']}/{length}", strict=False))
-    except (KeyError, TypeError, ValueError):
-        return "?"
+        raise CheckFailed(f"lease of {lease.address} expired {_left(now, end)} ago")
+    return f"{lease.address}, expires in {_left(end, now)}"
 
 
 def dhcp6_status(path: Path, now: datetime) -> str:
     """Status of the delegated prefixes in ``path``; fails if none is still valid."""
-    lease = _read(path, DHCP6_SCHEMA)
+    lease = _read(dhcp6_lease.read, path)
     valid, expired = [], []
-    for p in lease["prefixes"]:
-        end = p["valid_until"]
-        if end is None and p["valid_lifetime"] is not None and lease["obtained_at"] is not None:
-            end = lease["obtained_at"] + timedelta(seconds=p["valid_lifetime"])
-        if end is None:
-            end = lease["valid_until"]  # router7's file: no per-prefix times
-        name = p["prefix"] or _go_ipnet(p)
+    for h in lease.prefixes:
+        # router7's file has no per-prefix times: its valid_until (T1) is a lower bound.
+        end = h.valid_until or lease.valid_until
         if end is not None and end > now:
-            valid.append(f"{name} (valid {_left(end, now)})")
+            valid.append(f"{h.network} (valid {_left(end, now)})")
         else:
-            expired.append(name)
+            expired.append(str(h.network))
     if valid:
         return ", ".join(valid)
     if expired:

@@ -12,21 +12,15 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from ipaddress import ip_address
 from pathlib import Path
 
+from router7.dhcp4 import lease as dhcp4_lease
+from router7.dhcp4d import store as dhcp4d_store
 from router7.dhcp4d.oui import VendorDB
+from router7.dhcp6 import lease as dhcp6_lease
 from router7.runtime.notify import running_pid
-from router7.runtime.statefile import (
-    Optional,
-    StateFileError,
-    format_time,
-    ip_address,
-    ip_interface,
-    ip_network,
-    iso_time,
-    read_json,
-    validate,
-)
+from router7.runtime.statefile import StateFileError, format_time
 
 # The services of a router7, in the order they start (lab/router.py, systemd units).
 SERVICES = (
@@ -47,48 +41,6 @@ LEASE6 = Path("dhcp6/wire/lease.json")
 LAN_LEASES = Path("dhcp4d/leases.json")
 OUI_CSV = Path("dhcp4d/oui/oui.csv")
 
-# Lenient schemas: only what the page shows, optional wherever a router7 (Go) file
-# or an older writer may lack it. Unknown fields are ignored by read_json.
-_LEASE4 = {
-    "address": ip_interface,
-    "router": Optional(ip_address),
-    "dns": Optional([ip_address], []),
-    "server": Optional(ip_address),
-    "lease_time": Optional(int),
-    "obtained_at": Optional(iso_time),
-    "renew_at": Optional(iso_time),
-    "rebind_at": Optional(iso_time),
-    "expires_at": Optional(iso_time),
-    "valid_until": Optional(iso_time),  # router7's files: T1, used when expires_at is absent
-}
-_HELD = {
-    "preferred_lifetime": Optional(int),
-    "valid_lifetime": Optional(int),
-    "preferred_until": Optional(iso_time),
-    "valid_until": Optional(iso_time),
-}
-_LEASE6 = {
-    "prefixes": Optional([{"prefix": ip_network, **_HELD}], []),
-    "addresses": Optional([{"address": ip_address, **_HELD}], []),
-    "dns": Optional([ip_address], []),
-    "obtained_at": Optional(iso_time),
-    "renew_at": Optional(iso_time),
-    "rebind_at": Optional(iso_time),
-    "previous_prefixes": Optional(
-        [{"prefix": ip_network, "preferred_until": Optional(iso_time), "valid_until": iso_time}],
-        [],
-    ),
-}
-_LAN_LEASE = {
-    "addr": ip_address,
-    "hardware_addr": str,
-    "hostname": Optional(str, ""),
-    "hostname_override": Optional(str, ""),
-    "expiry": Optional(iso_time),
-    "vendor_class": Optional(str, ""),
-}
-
-
 def _time(t: datetime | None) -> str | None:
     return format_time(t) if t is not None else None
 
@@ -97,12 +49,13 @@ def _error(e: StateFileError) -> dict:
     return {"file": e.path, "field": e.field, "reason": e.reason, "message": str(e)}
 
 
-def _read(path: Path, schema) -> tuple[str, object]:
-    """("ok", data), ("missing", None) or ("error", error dict)."""
+def _read(path: Path, read) -> tuple[str, object]:
+    """("ok", data), ("missing", None) or ("error", error dict), from the file's owner's
+    reader ``read``."""
     if not path.exists():
         return "missing", None
     try:
-        return "ok", read_json(path, schema)
+        return "ok", read(path)
     except StateFileError as e:
         return "error", _error(e)
 
@@ -158,20 +111,20 @@ def _remaining(until: datetime | None, now: datetime) -> int | None:
 
 def uplink4(perm: Path, now: datetime) -> dict:
     path = perm / LEASE4
-    state, data = _read(path, _LEASE4)
-    out = _section(state, data, path)
+    state, lease = _read(path, dhcp4_lease.read)
+    out = _section(state, lease, path)
     if state != "ok":
         return out
-    expires = data["expires_at"] or data["valid_until"]
+    expires = lease.expires_at
     out.update(
-        address=str(data["address"]),
-        gateway=str(data["router"]) if data["router"] else None,
-        dns=[str(a) for a in data["dns"]],
-        server=str(data["server"]) if data["server"] else None,
-        lease_time=data["lease_time"],
-        obtained_at=_time(data["obtained_at"]),
-        renew_at=_time(data["renew_at"]),
-        renew_in=_remaining(data["renew_at"], now),
+        address=str(lease.address),
+        gateway=str(lease.router) if lease.router else None,
+        dns=[str(a) for a in lease.dns],
+        server=str(lease.server) if lease.server else None,
+        lease_time=lease.lease_time,
+        obtained_at=_time(lease.obtained_at),
+        renew_at=_time(lease.renew_at),
+        renew_in=_remaining(lease.renew_at, now),
         expires_at=_time(expires),
         expires_in=_remaining(expires, now),
         expired=expires is not None and expires <= now,
@@ -179,21 +132,9 @@ def uplink4(perm: Path, now: datetime) -> dict:
     return out
 
 
-def _until(held: dict, kind: str, obtained: datetime | None) -> datetime | None:
-    """Absolute end of a lifetime: the ``*_until`` field, else obtained_at + granted."""
-    if held.get(f"{kind}_until") is not None:
-        return held[f"{kind}_until"]
-    granted = held.get(f"{kind}_lifetime")
-    if granted is None or obtained is None:
-        return None
-    return datetime.fromtimestamp(obtained.timestamp() + granted, UTC)
-
-
-def _held(item: dict, key: str, obtained: datetime | None, now: datetime) -> dict:
-    preferred = _until(item, "preferred", obtained)
-    valid = _until(item, "valid", obtained)
+def _held(key: str, net, preferred: datetime | None, valid: datetime | None, now) -> dict:
     return {
-        key: str(item[key]),
+        key: str(net),
         "preferred_until": _time(preferred),
         "preferred_in": _remaining(preferred, now),
         "valid_until": _time(valid),
@@ -204,19 +145,27 @@ def _held(item: dict, key: str, obtained: datetime | None, now: datetime) -> dic
 
 def uplink6(perm: Path, now: datetime) -> dict:
     path = perm / LEASE6
-    state, data = _read(path, _LEASE6)
-    out = _section(state, data, path)
+    state, lease = _read(path, dhcp6_lease.read)
+    out = _section(state, lease, path)
     if state != "ok":
         return out
-    obtained = data["obtained_at"]
     out.update(
-        prefixes=[_held(p, "prefix", obtained, now) for p in data["prefixes"]],
-        addresses=[_held(a, "address", obtained, now) for a in data["addresses"]],
-        dns=[str(a) for a in data["dns"]],
-        obtained_at=_time(obtained),
-        renew_at=_time(data["renew_at"]),
-        renew_in=_remaining(data["renew_at"], now),
-        previous_prefixes=[_held(p, "prefix", None, now) for p in data["previous_prefixes"]],
+        prefixes=[
+            _held("prefix", h.network, h.preferred_until, h.valid_until, now)
+            for h in lease.prefixes
+        ],
+        addresses=[
+            _held("address", h.network.network_address, h.preferred_until, h.valid_until, now)
+            for h in lease.addresses
+        ],
+        dns=[str(a) for a in lease.dns],
+        obtained_at=_time(lease.obtained_at),
+        renew_at=_time(lease.renew_at),
+        renew_in=_remaining(lease.renew_at, now),
+        previous_prefixes=[
+            _held("prefix", p.prefix, p.preferred_until, p.valid_until, now)
+            for p in lease.previous_prefixes
+        ],
     )
     return out
 
@@ -225,46 +174,35 @@ def uplink6(perm: Path, now: datetime) -> dict:
 
 
 def lan_leases(perm: Path, now: datetime, vendors: VendorDB | None = None) -> dict:
-    """dhcp4d's leases; a broken entry is reported by field, the others still shown."""
+    """dhcp4d's leases (through its owner's reader); a broken entry is reported by
+    field, the others still shown."""
     path = perm / LAN_LEASES
-    state, data = _read(path, None)
-    if state == "ok" and not isinstance(data, list):
-        state, data = "error", _error(StateFileError(path, None, "expected a list of leases"))
+    state, data = _read(path, dhcp4d_store.read)
     out = _section(state, data, path)
     out["leases"] = []
     if state != "ok":
         return out
+    leases, errors = data
     if vendors is None:
         vendors = VendorDB.load(perm / OUI_CSV)
-    errors, keys = [], []
-    for i, raw in enumerate(data):
-        try:
-            e = validate(raw, _LAN_LEASE)
-        except StateFileError as err:
-            errors.append(_error(StateFileError(path, f"[{i}].{err.field}", err.reason)))
-            continue
-        expiry = e["expiry"]
-        static = expiry is None or expiry.year <= 1  # Go's zero time marks a static lease
-        mac = e["hardware_addr"].lower()
-        addr = e["addr"]
+    for lease in leases:
+        expiry = None if lease.static else datetime.fromtimestamp(lease.expiry, UTC)
         out["leases"].append(
             {
-                "addr": str(addr),
-                "hardware_addr": mac,
-                "hostname": e["hostname_override"] or e["hostname"],
-                "vendor": vendors.vendor(mac) or e["vendor_class"],
-                "static": static,
-                "expiry": None if static else _time(expiry),
-                "expires_in": None if static else _remaining(expiry, now),
-                "active": static or expiry > now,
+                "addr": str(lease.addr),
+                "hardware_addr": lease.hardware_addr,
+                "hostname": lease.hostname_override or lease.hostname,
+                "vendor": vendors.vendor(lease.hardware_addr) or lease.vendor_class,
+                "static": lease.static,
+                "expiry": _time(expiry),
+                "expires_in": _remaining(expiry, now),
+                "active": expiry is None or expiry > now,
             }
         )
-        keys.append((not out["leases"][-1]["active"], addr.version, int(addr)))
     # Active first, then by address (numerically), like a DHCP server's table.
-    order = sorted(range(len(keys)), key=keys.__getitem__)
-    out["leases"] = [out["leases"][i] for i in order]
+    out["leases"].sort(key=lambda e: (not e["active"], int(ip_address(e["addr"]))))
     if errors:
-        out["errors"] = errors
+        out["errors"] = [_error(e) for e in errors]
     return out
 
 
