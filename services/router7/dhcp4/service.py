@@ -16,6 +16,7 @@ from router7.runtime.statefile import StateFileError
 
 log = logging.getLogger(__name__)
 
+
 def spoofed_mac(perm: Path, ifname: str) -> bytes | None:
     """``spoof_hardware_addr`` of ``ifname`` in interfaces.json (read through its owner,
     netconfigd), used before netconfigd has applied it (router7 issue #25)."""

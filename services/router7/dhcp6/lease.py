@@ -190,7 +190,9 @@ class Lease:
             renew_at=renew_at,
             rebind_at=v["rebind_at"] or renew_at,
             previous_prefixes=tuple(
-                PreviousPrefix(p["prefix"], p["preferred_until"] or p["valid_until"], p["valid_until"])
+                PreviousPrefix(
+                    p["prefix"], p["preferred_until"] or p["valid_until"], p["valid_until"]
+                )
                 for p in v["previous_prefixes"]
             ),
         )

@@ -13,16 +13,18 @@ router/run (pid files for notify), router/logs/<service>.log.
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from router7.dhcp4 import lease as dhcp4_lease
+from router7.dhcp4d import store as dhcp4d_store
+from router7.dhcp6 import lease as dhcp6_lease
 from router7.lab.addresses import mac_for
 from router7.lab.netns import LabError, netns_pids
-from router7.runtime.statefile import write_json_atomic
+from router7.runtime.statefile import StateFileError, write_json_atomic
 
 LAN_ADDRESS = "192.168.42.1/24"
 
@@ -202,10 +204,10 @@ class RouterServices:
                 services[name] = rest.strip()
         return {
             "services": services,
-            "wan": _read(self.perm / "dhcp4/wire/lease.json"),
-            "ipv6": _read(self.perm / "dhcp6/wire/lease.json"),
+            "wan": _wan(self.perm),
+            "ipv6": _ipv6(self.perm),
             "lan_address": LAN_ADDRESS,
-            "clients": _read(self.perm / "dhcp4d/leases.json") or [],
+            "clients": _clients(self.perm),
         }
 
 
@@ -216,11 +218,38 @@ def _comm(pid: int) -> str:
         return ""
 
 
-def _read(path: Path):
+# The router's state files, through their owners' readers (None: not written yet or bad).
+
+
+def _wan(perm: Path) -> dict | None:
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        lease = dhcp4_lease.read(dhcp4_lease.lease_path(perm))
+    except StateFileError:
         return None
+    return {"address": str(lease.address), "router": str(lease.router or "-")}
+
+
+def _ipv6(perm: Path) -> dict | None:
+    try:
+        lease = dhcp6_lease.read(dhcp6_lease.lease_path(perm))
+    except StateFileError:
+        return None
+    return {"prefixes": [{"prefix": str(h.network)} for h in lease.prefixes]}
+
+
+def _clients(perm: Path) -> list[dict]:
+    try:
+        leases, _ = dhcp4d_store.read(perm / "dhcp4d" / "leases.json")
+    except StateFileError:
+        return []
+    return [
+        {
+            "addr": str(lease.addr),
+            "hardware_addr": lease.hardware_addr,
+            "hostname": lease.hostname_override or lease.hostname,
+        }
+        for lease in leases
+    ]
 
 
 def format_status(status: dict) -> str:
@@ -237,8 +266,6 @@ def format_status(status: dict) -> str:
     lines.append(f"delegated prefix: {prefixes}")
     lines.append(f"LAN address:      {status['lan_address']}")
     clients = status["clients"]
-    if isinstance(clients, dict):  # tolerate a map keyed by MAC
-        clients = list(clients.values())
     lines.append(f"LAN clients:      {len(clients)}")
     for c in clients:
         lines.append(

@@ -33,6 +33,7 @@ CONFIG = Path("radvd/config.json")
 EXTRA_PREFIXES = Path("radvd/prefixes.json")
 MEMORY = Path("radvd/advertised.json")
 
+
 def _epoch(t: datetime | None) -> float | None:
     return None if t is None else t.timestamp()
 

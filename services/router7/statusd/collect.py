@@ -41,6 +41,7 @@ LEASE6 = Path("dhcp6/wire/lease.json")
 LAN_LEASES = Path("dhcp4d/leases.json")
 OUI_CSV = Path("dhcp4d/oui/oui.csv")
 
+
 def _time(t: datetime | None) -> str | None:
     return format_time(t) if t is not None else None
 
