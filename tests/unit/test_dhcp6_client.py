@@ -22,8 +22,10 @@ from router7.dhcp6.client import (
     ClientConfig,
     Dhcp6Machine,
     State,
+    Transmit,
 )
 from router7.dhcp6.lease import to_datetime
+from router7.dhcp6.metrics import MetricsListener
 
 PCAP = Path(__file__).parents[2].parent / "shared/testdata/fiber7/dhcp6-fiber7.pcap"
 # The client id fiber7 echoed in the capture (DUID "type 10"); used as our DUID so the
@@ -103,8 +105,9 @@ def metric(name: str, **labels) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-class Harness:
-    """A client on a task.Clock that records what it sends and the leases it reports."""
+class Harness(MetricsListener):
+    """A client on a task.Clock that records what it sends and the leases it reports;
+    the service's metrics edge counts the core's events, as in the service."""
 
     def __init__(self, lease=None, seed: int = 7, **config):
         self.clock = task.Clock()
@@ -113,15 +116,18 @@ class Harness:
         self.leases = []
         self.send_ok = True
         cfg = ClientConfig(duid=FIBER7_DUID, iaid_na=0x0C43BF39, **config)
-        self.client = Dhcp6Machine(
-            cfg, self.clock, self._send, self.leases.append, rng=random.Random(seed), lease=lease
-        )
+        self.client = Dhcp6Machine(cfg, self.clock, self, rng=random.Random(seed), lease=lease)
 
-    def _send(self, data: bytes, dest) -> bool:
-        if dest is not None and not self.send_ok:
+    def send(self, tx: Transmit) -> bool:
+        if tx.unicast is not None and not self.send_ok:
             return False
-        self.sent.append((self.clock.seconds(), data, dest))
+        self.sent.append((self.clock.seconds(), tx.payload, tx.unicast))
+        self.count_sent(tx)
         return True
+
+    def lease_changed(self, lease) -> None:
+        super().lease_changed(lease)
+        self.leases.append(lease)
 
     def last(self):
         """The last message sent, parsed by scapy (independently of our decoder)."""

@@ -129,8 +129,11 @@ class Dhcp4Client(Service, Listener):
 
     @staticmethod
     def _export(lease: Lease) -> None:
-        metrics.LEASE_EXPIRY.set(lease.expires_at.timestamp())
-        metrics.LEASE_RENEW.set(lease.renew_at.timestamp())
+        # A lease from a file without times (hand-written) leaves the gauges alone.
+        if lease.expires_at is not None:
+            metrics.LEASE_EXPIRY.set(lease.expires_at.timestamp())
+        if lease.renew_at is not None:
+            metrics.LEASE_RENEW.set(lease.renew_at.timestamp())
 
 
 main = Dhcp4Client.main

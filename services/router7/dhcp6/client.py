@@ -1,8 +1,11 @@
 """The DHCPv6 client as a pure state machine (RFC 8415 client side, IA_PD + IA_NA).
 
-No sockets and no wall clock: datagrams come in through ``datagram_received``, go
-out through the injected ``send(data, unicast_destination_or_None)``, and time
-comes from an ``IReactorTime`` (a ``task.Clock`` in tests) and an injected RNG.
+No sockets, no wall clock and no metrics: datagrams come in through
+``datagram_received``; everything the core does goes out to a ``Listener`` (the
+service, its edge): ``send(Transmit)``, ``lease_changed(lease)``,
+``state_changed(state)``, ``received(message)`` and ``dropped(reason, detail)``, the
+same shape as router7.dhcp4.client's. Time comes from an ``IReactorTime`` (a
+``task.Clock`` in tests) and an injected RNG.
 
     INIT ─ stored lease still valid ─────────────────────────> REBIND
       └──> SOLICIT ─ Advertise ─> REQUEST ─ Reply ─> BOUND ─ T1 ─> RENEW ─ T2 ─> REBIND
@@ -23,7 +26,7 @@ from datetime import timedelta
 from enum import Enum
 from ipaddress import IPv6Address
 
-from router7.dhcp6 import metrics, wire
+from router7.dhcp6 import wire
 from router7.dhcp6.lease import Held, Lease, PreviousPrefix, prune_previous, to_datetime
 from router7.dhcp6.wire import IA, Binding, DecodeError, Message
 
@@ -89,7 +92,29 @@ class _Exchange:
     rt: float = 0.0
 
 
-SendFn = Callable[[bytes, IPv6Address | None], bool]
+@dataclass(frozen=True)
+class Transmit:
+    """One message to send: to ``unicast``, or (None) to All_DHCP_Relay_Agents_and_Servers."""
+
+    msg_type: int
+    payload: bytes
+    unicast: IPv6Address | None = None
+
+
+class Listener:
+    """What the core tells its edge. The defaults do nothing (and sending succeeds)."""
+
+    def send(self, tx: Transmit) -> bool:
+        """Send ``tx``; False if the socket refused (the core then tries multicast)."""
+        return True
+
+    def lease_changed(self, lease: Lease) -> None: ...
+
+    def state_changed(self, state: State) -> None: ...
+
+    def received(self, msg: Message) -> None: ...
+
+    def dropped(self, reason: str, detail: str) -> None: ...
 
 
 class Dhcp6Machine:
@@ -97,8 +122,7 @@ class Dhcp6Machine:
         self,
         config: ClientConfig,
         clock,
-        send: SendFn,
-        on_lease: Callable[[Lease], None],
+        listener: Listener,
         *,
         rng: random.Random | None = None,
         lease: Lease | None = None,
@@ -106,8 +130,7 @@ class Dhcp6Machine:
         self.config = config
         self.clock = clock
         self.rng = rng or random.Random()
-        self._send = send
-        self._on_lease = on_lease
+        self.listener = listener
         self.lease = lease
         self.state = State.INIT
         self.sol_max_rt = config.sol_max_rt
@@ -117,7 +140,7 @@ class Dhcp6Machine:
         self._server: Message | None = None  # the Advertise we Request from
         self._failures = 0
         self._released: Callable[[], None] | None = None
-        metrics.state.state(self.state.value)
+        listener.state_changed(self.state)
 
     # --- events ----------------------------------------------------------------
 
@@ -162,7 +185,7 @@ class Dhcp6Machine:
         except DecodeError as e:
             self._drop(e.reason, f"undecodable datagram from {source}: {e}")
             return
-        metrics.received.labels(msg.type_name).inc()
+        self.listener.received(msg)
         if msg.msg_type not in (wire.ADVERTISE, wire.REPLY):
             return self._drop("unexpected_type", f"{msg.type_name} from {source}")
         x = self._x
@@ -294,7 +317,7 @@ class Dhcp6Machine:
         renewing = self.state in (State.RENEW, State.REBIND)
         if renewing and any(ia.status and ia.status.code == wire.NO_BINDING for ia in (*pd, *na)):
             log.warning("server has no binding for us (NoBinding): soliciting")
-            metrics.dropped.labels("no_binding").inc()
+            self.listener.dropped("no_binding", "NoBinding in a Reply")
             return self._solicit()
 
         now = self.clock.seconds()
@@ -308,7 +331,7 @@ class Dhcp6Machine:
             log.warning(
                 "Reply without usable bindings (%s): soliciting", ", ".join(statuses) or "empty"
             )
-            metrics.dropped.labels("no_bindings").inc()
+            self.listener.dropped("no_bindings", "Reply without usable bindings")
             return self._solicit(holdoff=not renewing)
 
         t1, t2 = _timers([*pd, *na], (*prefixes, *addresses))
@@ -352,10 +375,7 @@ class Dhcp6Machine:
             t1,
             t2,
         )
-        metrics.prefix_valid_until.set(
-            max((h.valid_until.timestamp() for h in prefixes), default=0)
-        )
-        self._on_lease(lease)
+        self.listener.lease_changed(lease)
         if t1 < wire.INFINITY:
             self._timer = self.clock.callLater(t1, self._renew)
 
@@ -397,12 +417,10 @@ class Dhcp6Machine:
         # Unicast (when allowed) only for the first transmission: if the server or a
         # firewall does not answer it, the retransmissions still reach it by multicast.
         dest = x.unicast if x.count == 1 else None
-        ok = self._send(data, dest)
+        ok = self.listener.send(Transmit(x.msg_type, data, dest))
         if not ok and dest is not None:
             dest = None
-            ok = self._send(data, None)
-        if ok:
-            metrics.sent.labels(wire.MESSAGE_NAMES[x.msg_type]).inc()
+            ok = self.listener.send(Transmit(x.msg_type, data))
         log.debug(
             "sent %s #%d tid %06x to %s%s",
             wire.MESSAGE_NAMES[x.msg_type],
@@ -478,11 +496,11 @@ class Dhcp6Machine:
         if state is not self.state:
             log.debug("state %s -> %s", self.state.value, state.value)
         self.state = state
-        metrics.state.state(state.value)
+        self.listener.state_changed(state)
 
     def _drop(self, reason: str, detail: str) -> None:
-        metrics.dropped.labels(reason).inc()
         log.debug("dropped (%s): %s", reason, detail)
+        self.listener.dropped(reason, detail)
 
     def _now_dt(self):
         return to_datetime(self.clock.seconds())

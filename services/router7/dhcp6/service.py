@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 
 from router7.dhcp6 import lease as leasefile
-from router7.dhcp6.client import SOL_MAX_RT, ClientConfig, Dhcp6Machine
+from router7.dhcp6.client import SOL_MAX_RT, ClientConfig, Dhcp6Machine, Transmit
 from router7.dhcp6.duid import duid_path, iaid_from_mac, load_or_create
 from router7.dhcp6.lease import Lease
+from router7.dhcp6.metrics import MetricsListener
 from router7.dhcp6.transport import UplinkTransport
 from router7.runtime.service import EXIT_DONT_RESTART, Service
 
@@ -33,7 +34,7 @@ def interface_mac(ifname: str) -> bytes:
     return bytes.fromhex(mac.replace(":", ""))
 
 
-class Dhcp6Client(Service):
+class Dhcp6Client(Service, MetricsListener):
     """Obtain and keep an IPv6 prefix delegation (and DNS servers) on the uplink."""
 
     name = "dhcp6"
@@ -79,9 +80,7 @@ class Dhcp6Client(Service):
             rapid_commit=self.args.rapid_commit,
             sol_max_rt=self.args.sol_max_rt,
         )
-        self.client = Dhcp6Machine(
-            config, self.reactor, self.transport.send, self._on_lease, lease=stored
-        )
+        self.client = Dhcp6Machine(config, self.reactor, self, lease=stored)
         self.client.start()
 
     def _datagram(self, data: bytes, source: str) -> None:
@@ -90,7 +89,16 @@ class Dhcp6Client(Service):
         except Exception:  # a bug must not kill the lease keeper; the packet is lost
             log.exception("handling a datagram from %s failed", source)
 
-    def _on_lease(self, lease: Lease) -> None:
+    # --- the core's edge (metrics.MetricsListener counts the events) ----------------
+
+    def send(self, tx: Transmit) -> bool:
+        ok = self.transport.send(tx.payload, tx.unicast)
+        if ok:
+            self.count_sent(tx)
+        return ok
+
+    def lease_changed(self, lease: Lease) -> None:
+        super().lease_changed(lease)
         leasefile.save(self.lease_file, lease)
         self.notify("netconfigd")
         self.notify("radvd")
