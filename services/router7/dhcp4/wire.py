@@ -26,7 +26,6 @@ BROADCAST_MAC = b"\xff" * 6
 PARAMETER_REQUEST_LIST = [1, 3, 6, 15, 26, 28, 51, 54, 58, 59]
 # RFC 1542 §3.2: some relays and servers drop BOOTP messages shorter than 300 bytes.
 MIN_BOOTP_LEN = 300
-MAX_UDP_PAYLOAD = 65507
 
 DISCOVER, OFFER, REQUEST, DECLINE, ACK, NAK, RELEASE, INFORM = range(1, 9)
 MESSAGE_TYPES = {

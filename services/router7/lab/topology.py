@@ -192,9 +192,6 @@ class Lab:
     def peer_pid(self, name: str) -> int | None:
         return peers.pid_of(self, name)
 
-    def peer_log(self, name: str) -> Path:
-        return self.paths.log(peers.spec(name).name)
-
     def renumber_prefix_delegation(self, pd_pool: str, timeout: float = 15.0) -> None:
         """Make the ISP delegate prefixes from ``pd_pool`` instead, forgetting every
         PD lease, as an ISP does when it renumbers its customers.

@@ -87,9 +87,6 @@ class Plan:
     # Firewall inputs that come from the config rather than the kernel.
     internal_v4: tuple[ipaddress.IPv4Network, ...] = field(default=())
 
-    def addresses_of(self, ifname: str) -> list[IPInterface]:
-        return [a.address for a in self.addresses if a.ifname == ifname]
-
 
 def lan_address_for(prefix: ipaddress.IPv6Network) -> ipaddress.IPv6Interface:
     """``<prefix>::1/64``: the first /64 of a shorter delegated prefix (reference §3.1 step 4)."""

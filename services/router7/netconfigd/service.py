@@ -36,7 +36,6 @@ NOTIFY = (
     "statusd",
     "dhcp4",
     "dhcp6",
-    "dyndns",
 )
 
 

@@ -24,7 +24,6 @@ from scapy.layers.inet6 import (
 from .plan import RouterAdvert
 
 ALL_NODES = ipaddress.IPv6Address("ff02::1")
-ALL_ROUTERS = ipaddress.IPv6Address("ff02::2")
 ICMPV6_RS = 133
 ICMPV6_RA = 134
 _OPT_SLLA = 1
