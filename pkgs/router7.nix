@@ -57,7 +57,6 @@ python3Packages.buildPythonApplication {
         withVoipSupport = false;
       })
       pyroute2
-      pyserial
       prometheus-client
     ]
     # captured streams packet captures over SSH (Twisted conch).

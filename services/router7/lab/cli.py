@@ -190,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.cmd == "up":
+        if not args.no_router:
+            RouterServices.require_supervisord()  # before any namespace exists
         lab = Lab(args.prefix, lan_hosts=args.lan_hosts)
         lab.up(timeout=args.timeout)
         print(f"lab {lab.prefix} up: {', '.join(lab.ns(n) for n in lab.nodes)}")

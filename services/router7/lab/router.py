@@ -148,8 +148,19 @@ class RouterServices:
             return False
         return Path(f"/proc/{pid}").exists()
 
+    @staticmethod
+    def require_supervisord() -> None:
+        """Fail early and clearly when supervisord is missing (it is the lab extra)."""
+        if not (Path(sys.executable).parent / "supervisord").exists():
+            raise LabError(
+                f"supervisord not found in {Path(sys.executable).parent}: the lab runs "
+                "router7's services under it. Install the lab extra into this "
+                "environment: pip install 'router7[lab]' (or use --no-router)"
+            )
+
     def start(self) -> None:
         """Start supervisord (and so every service) in the router namespace; idempotent."""
+        self.require_supervisord()
         self.write_config()
         if self.running():
             self.ctl("update")  # picks up services added since
