@@ -32,6 +32,7 @@ from router7.runtime.statefile import (
     ip_address,
     ip_interface,
     ip_network,
+    read_json_raw,
     validate,
     write_bytes_atomic,
 )
@@ -414,15 +415,11 @@ SOURCES = (
 def load_file(path: Path, source: Source) -> tuple[Any, bytes | None]:
     """Parse one file: (value, raw bytes) or (absent, None) if missing; StateFileError if bad."""
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return source.absent, None
-    except OSError as e:
-        raise StateFileError(path, None, e.strerror or str(e)) from None
-    try:
-        obj = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise StateFileError(path, None, f"not valid JSON: {e}") from None
+        obj, raw = read_json_raw(path)
+    except StateFileError as e:
+        if e.reason == "does not exist":
+            return source.absent, None
+        raise
     return source.parse(obj, str(path)), raw
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "ip_prefix",
     "iso_time",
     "read_json",
+    "read_json_raw",
     "validate",
     "write_bytes_atomic",
     "write_json_atomic",
@@ -176,8 +177,8 @@ def validate(value: Any, schema: Any, path: str | os.PathLike = "<memory>") -> A
         raise StateFileError(path, e.field, e.reason) from None
 
 
-def read_json(path: str | os.PathLike, schema: Any = None) -> Any:
-    """Read a JSON file and, when a schema is given, validate and convert it."""
+def read_json_raw(path: str | os.PathLike) -> tuple[Any, bytes]:
+    """The parsed JSON of a file and its bytes (for a caller that keeps a copy)."""
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
@@ -185,9 +186,14 @@ def read_json(path: str | os.PathLike, schema: Any = None) -> Any:
     except OSError as e:
         raise StateFileError(path, None, e.strerror or str(e)) from None
     try:
-        value = json.loads(raw)
+        return json.loads(raw), raw
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise StateFileError(path, None, f"not valid JSON: {e}") from None
+
+
+def read_json(path: str | os.PathLike, schema: Any = None) -> Any:
+    """Read a JSON file and, when a schema is given, validate and convert it."""
+    value, _ = read_json_raw(path)
     return value if schema is None else validate(value, schema, path)
 
 

@@ -110,11 +110,16 @@ def _remaining(until: datetime | None, now: datetime) -> int | None:
     return round((until - now).total_seconds()) if until is not None else None
 
 
+def _lease(perm: Path, relpath: Path, read) -> tuple[dict, object]:
+    """The section of a lease file and the lease (None unless the section is "ok")."""
+    path = perm / relpath
+    state, lease = _read(path, read)
+    return _section(state, lease, path), lease if state == "ok" else None
+
+
 def uplink4(perm: Path, now: datetime) -> dict:
-    path = perm / LEASE4
-    state, lease = _read(path, dhcp4_lease.read)
-    out = _section(state, lease, path)
-    if state != "ok":
+    out, lease = _lease(perm, LEASE4, dhcp4_lease.read)
+    if lease is None:
         return out
     expires = lease.expires_at
     out.update(
@@ -145,10 +150,8 @@ def _held(key: str, net, preferred: datetime | None, valid: datetime | None, now
 
 
 def uplink6(perm: Path, now: datetime) -> dict:
-    path = perm / LEASE6
-    state, lease = _read(path, dhcp6_lease.read)
-    out = _section(state, lease, path)
-    if state != "ok":
+    out, lease = _lease(perm, LEASE6, dhcp6_lease.read)
+    if lease is None:
         return out
     out.update(
         prefixes=[
