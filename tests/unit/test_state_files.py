@@ -384,3 +384,18 @@ def test_a_bad_file_is_reported_alike_with_path_and_field(tmp_path, kind, broken
         diagd_leases.CheckFailed, match=f"{path}: field '{field}'".replace("[", r"\[")
     ):
         diagd(path, NOW)
+
+
+def test_dhcp6_releases_nothing_for_a_go_lease_whose_server_it_does_not_know(tmp_path):
+    dhcp6_go(tmp_path)
+    stored = dhcp6_lease.load(dhcp6_lease.lease_path(tmp_path))
+    clock = task.Clock()
+    clock.advance(NOW.timestamp())
+    edge = _Sent()
+    config = ClientConfig(duid=bytes.fromhex("000a000300014c5e0c43bf39"), iaid_na=1)
+    machine = Dhcp6Machine(config, clock, edge, rng=random.Random(1), lease=stored)
+    released = []
+    machine.release(lambda: released.append(True))
+    clock.advance(10)
+    assert released == [True] and machine.state is Dhcp6State.STOPPED
+    assert edge.sent == []  # no Release with an empty Server Identifier

@@ -13,6 +13,7 @@ from router7.runtime.statefile import (
     format_time,
     ip_interface,
     ip_network,
+    ip_prefix,
     iso_time,
     read_json,
     write_json_atomic,
@@ -119,3 +120,18 @@ def test_sigkill_never_leaves_a_partial_file(tmp_path):
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "state.json"]
     # A killed writer may leave its hidden temp file, never a visible one.
     assert all(name.startswith(".state.json.") for name in leftovers)
+
+
+def test_go_ipnet_is_decoded_once_with_its_mask_checked():
+    v6 = ip_prefix({"IP": "2a02:168:4a00::", "Mask": "////////AAAAAAAAAAAAAA=="})
+    assert str(v6) == "2a02:168:4a00::/48"
+    assert str(ip_prefix({"IP": "10.0.0.0", "Mask": "////AA=="})) == "10.0.0.0/24"
+    assert str(ip_prefix("fd00::/64")) == "fd00::/64"
+    for bad in (
+        {"IP": "2a02:168:4a00::", "Mask": "/w8AAAAAAAAAAAAAAAAAAA=="},  # not contiguous
+        {"IP": "2a02:168:4a00::", "Mask": "////AA=="},  # an IPv4 mask
+        {"IP": "2a02:168:4a00::", "Mask": "not base64!"},
+        {"IP": "2a02:168:4a00::"},
+    ):
+        with pytest.raises(ValueError, match="Mask|IPNet"):
+            ip_prefix(bad)

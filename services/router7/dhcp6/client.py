@@ -170,6 +170,14 @@ class Dhcp6Machine:
             self._cancel()
             done()
             return
+        if not self.lease.server_duid:
+            # A Release must name the server (RFC 8415 section 18.2.7); a lease read from
+            # a Go router7 file does not know it, and no Reply has told us since.
+            log.info("no server known for the stored lease: nothing to release")
+            self._cancel()
+            self._set_state(State.STOPPED)
+            done()
+            return
         self._released = done
         self._begin(
             State.RELEASE,
