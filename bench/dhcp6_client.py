@@ -28,7 +28,7 @@ from scapy.utils import rdpcap  # noqa: E402
 from twisted.internet import task  # noqa: E402
 
 from router7.dhcp6 import wire  # noqa: E402
-from router7.dhcp6.client import ClientConfig, Dhcp6Machine  # noqa: E402
+from router7.dhcp6.client import ClientConfig, Dhcp6Machine, Listener  # noqa: E402
 from router7.dhcp6.wire import IA, DecodeError  # noqa: E402
 
 PCAP = REPO.parent / "shared/testdata/fiber7/dhcp6-fiber7.pcap"
@@ -63,18 +63,23 @@ def codec() -> tuple[bytes, bytes] | None:
 def machine(packets: tuple[bytes, bytes]) -> None:
     adv, reply = packets
 
+    class Edge(Listener):
+        def __init__(self):
+            self.sent, self.leases = [], []
+
+        def send(self, tx) -> bool:
+            self.sent.append(tx.payload)
+            return True
+
+        def lease_changed(self, lease) -> None:
+            self.leases.append(lease)
+
     def exchange():
         clock = task.Clock()
         clock.advance(1.7e9)
-        sent = []
-        leases = []
-        m = Dhcp6Machine(
-            ClientConfig(DUID, 1),
-            clock,
-            lambda d, dest: sent.append(d) or True,
-            leases.append,
-            rng=random.Random(1),
-        )
+        edge = Edge()
+        sent, leases = edge.sent, edge.leases
+        m = Dhcp6Machine(ClientConfig(DUID, 1), clock, edge, rng=random.Random(1))
         m.start()
         clock.advance(1)
         m.datagram_received(adv[:1] + sent[-1][1:4] + adv[4:])
