@@ -347,14 +347,15 @@ class Dhcp6Machine:
         if old is not None:
             current = {h.network for h in prefixes}
             for h in old.prefixes:
-                if h.network not in current and h.known and h.valid_until > now_dt:
+                # A prefix from a Go router7 file has no lifetimes: its lease's renew
+                # time is the least it is valid for.
+                until = h.valid_until if h.known else old.valid_until
+                if h.network not in current and until is not None and until > now_dt:
                     log.info(
-                        "prefix %s no longer delegated; deprecating until %s",
-                        h.network,
-                        h.valid_until,
+                        "prefix %s no longer delegated; deprecating until %s", h.network, until
                     )
                     previous = [p for p in previous if p.prefix != h.network]
-                    previous.append(PreviousPrefix(h.network, h.preferred_until, h.valid_until))
+                    previous.append(PreviousPrefix(h.network, h.preferred_until or now_dt, until))
         lease = Lease(
             prefixes=prefixes,
             addresses=addresses,
