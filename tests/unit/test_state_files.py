@@ -17,6 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from scapy.layers import dhcp6 as dhcp6_layers
 from twisted.internet import task
 
 from router7.dhcp4 import lease as dhcp4_lease
@@ -39,6 +40,7 @@ from router7.netconfigd.config import ConfigStore
 from router7.radvd import inputs as radvd_inputs
 from router7.runtime.statefile import write_bytes_atomic, write_json_atomic
 from router7.statusd import collect
+from tests.unit.test_dhcp6_client import FIBER7_DUID, server_msg
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 # In the Go files, valid_until is router7's renew time (T1), with nanoseconds and a zone.
@@ -404,9 +406,6 @@ def test_dhcp6_releases_nothing_for_a_go_lease_whose_server_it_does_not_know(tmp
 def test_dhcp6_deprecates_a_go_prefix_the_isp_no_longer_delegates(tmp_path):
     """RFC 9096 after a migration: the Go file's prefix, replaced by another, is kept in
     previous_prefixes until the Go file's valid_until (its T1, the least we know)."""
-    from scapy.layers import dhcp6 as s
-    from scapy.packet import Raw
-
     dhcp6_go(tmp_path)
     stored = dhcp6_lease.load(dhcp6_lease.lease_path(tmp_path))
     clock = task.Clock()
@@ -414,25 +413,13 @@ def test_dhcp6_deprecates_a_go_prefix_the_isp_no_longer_delegates(tmp_path):
     edge = _Sent()
     leases = []
     edge.lease_changed = leases.append
-    duid = bytes.fromhex("000a000300014c5e0c43bf39")
-    machine = Dhcp6Machine(
-        ClientConfig(duid=duid, iaid_na=1, pd_only=True), clock, edge, lease=stored
-    )
+    config = ClientConfig(duid=FIBER7_DUID, iaid_na=1, pd_only=True)
+    machine = Dhcp6Machine(config, clock, edge, lease=stored)
     machine.start()
     clock.advance(1)
     tid = int.from_bytes(edge.sent[-1].payload[1:4], "big")
-    reply = (
-        s.DHCP6_Reply(trid=tid)
-        / s.DHCP6OptClientId(duid=Raw(duid))
-        / s.DHCP6OptServerId(duid=Raw(b"\x00\x03\x00\x01\x02\x00\x00\x00\x00\x09"))
-        / s.DHCP6OptIA_PD(
-            iaid=1,
-            T1=10,
-            T2=16,
-            iapdopt=[s.DHCP6OptIAPrefix(preflft=20, validlft=30, plen=48, prefix="2001:db8:100::")],
-        )
-    )
-    machine.datagram_received(bytes(reply), "fe80::1%uplink0")
+    reply = server_msg(dhcp6_layers.DHCP6_Reply, tid)  # delegates 2001:db8:100::/48
+    machine.datagram_received(reply, "fe80::1%uplink0")
     [lease] = leases
     assert [str(h.network) for h in lease.prefixes] == ["2001:db8:100::/48"]
     [previous] = lease.previous_prefixes
