@@ -143,7 +143,10 @@ class CapturedCollector:
             )
 
 
-def registry_for(capture: Capture, sniffers=(), ssh_checker=None) -> CollectorRegistry:
-    registry = CollectorRegistry()
+def registry_for(
+    capture: Capture, sniffers=(), ssh_checker=None, registry: CollectorRegistry | None = None
+) -> CollectorRegistry:
+    """``registry`` (a new one if None) with the capture's metrics in it."""
+    registry = registry if registry is not None else CollectorRegistry()
     registry.register(CapturedCollector(capture, sniffers, ssh_checker))
     return registry

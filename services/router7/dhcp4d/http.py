@@ -183,7 +183,8 @@ class Dhcp4dCollector:
         yield c
 
 
-def registry_for(app) -> CollectorRegistry:
-    registry = CollectorRegistry()
+def registry_for(app, registry: CollectorRegistry | None = None) -> CollectorRegistry:
+    """``registry`` (a new one if None) with the server's metrics in it."""
+    registry = registry if registry is not None else CollectorRegistry()
     registry.register(Dhcp4dCollector(app))
     return registry

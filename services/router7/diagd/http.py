@@ -47,8 +47,9 @@ class DiagCollector:
         yield seconds
 
 
-def registry_for(evaluator: Evaluator) -> CollectorRegistry:
-    registry = CollectorRegistry()
+def registry_for(evaluator: Evaluator, registry: CollectorRegistry | None = None) -> CollectorRegistry:
+    """``registry`` (a new one if None) with the check tree's metrics in it."""
+    registry = registry if registry is not None else CollectorRegistry()
     registry.register(DiagCollector(evaluator))
     return registry
 
@@ -175,8 +176,8 @@ class Root(resource.Resource):
         return super().getChildWithDefault(path, request)
 
 
-def make_site(evaluator: Evaluator) -> server.Site:
-    registry = registry_for(evaluator)
+def make_site(evaluator: Evaluator, registry: CollectorRegistry | None = None) -> server.Site:
+    registry = registry_for(evaluator, registry)
     root = Root(evaluator)
     site = management_site(root, registry)
     # management_site's /metrics would show the last report, however old; ours
