@@ -57,7 +57,9 @@ def addr(index: int, cidr: str, *, flags: int = 0x80, new=True) -> bytes:
     return _encode(msg, RTM_NEWADDR if new else RTM_DELADDR)
 
 
-def route(dst: str, oif: int, *, gateway=None, table=254, rtype=1, priority=1024, new=True) -> bytes:
+def route(
+    dst: str, oif: int, *, gateway=None, table=254, rtype=1, priority=1024, new=True
+) -> bytes:
     net = ipaddress.ip_network(dst)
     msg = rtmsg()
     msg["family"] = socket.AF_INET if net.version == 4 else socket.AF_INET6

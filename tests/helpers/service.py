@@ -11,7 +11,9 @@ def started(cls, argv: list[str], net: NetState | None = None, **kw):
     """``cls`` parsed from ``argv``, started as the runtime starts it (netlink view
     ``net`` instead of the kernel's); the reactor is ``service.reactor``."""
     args = cls.parser().parse_args(argv)
-    service = cls(args, kw.pop("reactor", None) or MemoryReactorClock(), net=net or NetState(), **kw)
+    service = cls(
+        args, kw.pop("reactor", None) or MemoryReactorClock(), net=net or NetState(), **kw
+    )
     service._started()
     return service
 

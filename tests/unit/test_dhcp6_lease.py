@@ -13,7 +13,9 @@ from router7.dhcp6 import duid as duidmod
 from router7.dhcp6 import lease as leasefile
 from router7.dhcp6 import service as servicemod
 from router7.dhcp6.lease import Held, Lease, PreviousPrefix
+from router7.runtime.netlink import NetState
 from router7.runtime.service import EXIT_DONT_RESTART
+from tests.helpers import netlink
 
 T0 = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 
@@ -182,7 +184,6 @@ def test_service_writes_lease_keeps_it_on_expiry_and_removes_it_on_release(tmp_p
     from scapy.layers import dhcp6 as s
     from scapy.packet import Raw
 
-    monkeypatch.setattr(servicemod, "interface_mac", lambda ifname: bytes.fromhex("027237000001"))
     monkeypatch.setattr(servicemod, "UplinkTransport", FakeTransport)
     notified = []
     monkeypatch.setattr(servicemod.Dhcp6Client, "notify", lambda self, name: notified.append(name))
@@ -190,7 +191,9 @@ def test_service_writes_lease_keeps_it_on_expiry_and_removes_it_on_release(tmp_p
         ["--perm", str(tmp_path), "--run-dir", str(tmp_path / "run"), "--rapid-commit"]
     )
     reactor = FakeReactor()
-    svc = servicemod.Dhcp6Client(args, reactor)
+    net = NetState()
+    net.feed(netlink.link(2, "uplink0", mac="02:72:37:00:00:01"))
+    svc = servicemod.Dhcp6Client(args, reactor, net=net)
     svc.start()
     duid = (tmp_path / "dhcp6" / "duid").read_bytes()
     assert duid == bytes.fromhex("00030001027237000001")

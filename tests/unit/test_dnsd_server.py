@@ -13,8 +13,10 @@ from router7.dnsd.cache import Cache
 from router7.dnsd.forwarder import Forwarder
 from router7.dnsd.local import Lease, LocalNames
 from router7.dnsd.metrics import Metrics
-from router7.dnsd.server import DnsServer, IfAddr, SourcePolicy, bind_addresses, lan_networks
+from router7.dnsd.server import DnsServer, SourcePolicy, lan_networks
 from router7.dnsd.upstreams import Upstream, UpstreamPolicy
+from router7.runtime.listeners import bind_addresses
+from tests.helpers import netlink
 
 UP1, UP2 = Upstream("198.51.100.53"), Upstream("198.51.100.54")
 LAN_CLIENT = "192.168.42.23"
@@ -382,19 +384,16 @@ def test_metrics_exported(env):
 
 
 def test_bind_addresses_and_allowed_networks():
-    addrs = [
-        IfAddr("lo", ipaddress.ip_interface("127.0.0.1/8")),
-        IfAddr("lo", ipaddress.ip_interface("::1/128")),
-        IfAddr("uplink0", ipaddress.ip_interface("85.195.207.62/25")),
-        IfAddr("uplink0", ipaddress.ip_interface("fe80::1/64")),
-        IfAddr("uplink0", ipaddress.ip_interface("10.9.9.9/24")),  # private, but internet side
-        IfAddr("lan0", ipaddress.ip_interface("192.168.42.1/24")),
-        IfAddr("lan0", ipaddress.ip_interface("2001:db8:100::1/64")),  # public: still the LAN
-        IfAddr("lan0", ipaddress.ip_interface("fe80::2/64")),
-        IfAddr("wg0", ipaddress.ip_interface("10.22.100.1/24")),
-        IfAddr("eth9", ipaddress.ip_interface("203.0.113.5/24")),  # public, not the LAN: skipped
-    ]
-    assert bind_addresses(addrs, "lan0", "uplink0") == [
+    addrs = netlink.state(
+        {
+            "lo": ["127.0.0.1/8", "::1/128"],
+            "uplink0": ["85.195.207.62/25", "fe80::1/64", "10.9.9.9/24"],  # 10/8: internet side
+            "lan0": ["192.168.42.1/24", "2001:db8:100::1/64", "fe80::2/64"],  # public: the LAN
+            "wg0": ["10.22.100.1/24"],
+            "eth9": ["203.0.113.5/24"],  # public, not the LAN: skipped
+        }
+    ).addresses()
+    assert bind_addresses(addrs, "uplink0", lan="lan0") == [
         "10.22.100.1",
         "127.0.0.1",
         "192.168.42.1",

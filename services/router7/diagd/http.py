@@ -47,7 +47,9 @@ class DiagCollector:
         yield seconds
 
 
-def registry_for(evaluator: Evaluator, registry: CollectorRegistry | None = None) -> CollectorRegistry:
+def registry_for(
+    evaluator: Evaluator, registry: CollectorRegistry | None = None
+) -> CollectorRegistry:
     """``registry`` (a new one if None) with the check tree's metrics in it."""
     registry = registry if registry is not None else CollectorRegistry()
     registry.register(DiagCollector(evaluator))

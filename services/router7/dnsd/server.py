@@ -324,6 +324,8 @@ def dns_endpoints(reactor, server: DnsServer, port: int, lan: str) -> tuple[Endp
         return reactor.listenTCP(port, factory, interface=address)
 
     return (
-        Endpoint(f"dns udp :{port}", lambda address: UdpListener(reactor, server, address, port), lan),
+        Endpoint(
+            f"dns udp :{port}", lambda address: UdpListener(reactor, server, address, port), lan
+        ),
         Endpoint(f"dns tcp :{port}", tcp, lan),
     )

@@ -40,7 +40,9 @@ from pyroute2.netlink.rtnl.rtmsg import rtmsg
 log = logging.getLogger(__name__)
 logging.getLogger("pyroute2").setLevel(logging.INFO)  # its debug output is a wall of dicts
 
-GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE
+GROUPS = (
+    RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE
+)
 IFF_UP = 0x1
 IFA_F_DADFAILED = 0x08
 IFA_F_TENTATIVE = 0x40
@@ -283,7 +285,9 @@ NLMSG_ERROR = 2
 def dump(state: NetState) -> list[Change]:
     """Read every link, address and route into ``state`` (blocking; quick local syscalls)."""
     changes = []
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE) as s:
+    with socket.socket(
+        socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
+    ) as s:
         s.bind((0, 0))
         for seq, (cls, msg_type) in enumerate(
             ((ifinfmsg, RTM_GETLINK), (ifaddrmsg, RTM_GETADDR), (rtmsg, RTM_GETROUTE)), start=1
@@ -367,4 +371,3 @@ class NetlinkMonitor:
             self.reactor.removeReader(self)
             self.sock.close()
             self.sock = None
-

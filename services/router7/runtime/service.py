@@ -14,6 +14,7 @@ machine without sockets; the Service subclass wires that core to the reactor.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -184,14 +185,13 @@ class Service:
                 "(LAN) addresses; 0: off",
             )
             # The names each service had before, kept so old command lines still work.
+            # A service's own flag of the same name (dnsd's DNS --port) wins.
             for alias in ("--metrics-port", "--port"):
-                try:
+                with contextlib.suppress(argparse.ArgumentError):
                     p.add_argument(
                         alias, dest="http_port", type=int, default=argparse.SUPPRESS,
                         help=argparse.SUPPRESS,
                     )  # fmt: skip
-                except argparse.ArgumentError:
-                    pass  # the service's own flag (dnsd's DNS --port)
         return p
 
     @classmethod
