@@ -142,9 +142,9 @@ def test_metrics_report_leases_packets_drops_and_exhaustion():
     app.server.stats.pool_exhausted = 3
     app.server.stats.received["discover"] = 5
     text = generate_latest(registry_for(app)).decode()
-    assert "router7_dhcp4d_leases_active 2.0" in text
+    assert "dhcp4d_leases_active 2.0" in text
     assert "non_expired_leases 2.0" in text
-    assert 'router7_dhcp4d_packets_dropped_total{reason="not_dhcp"} 1.0' in text
-    assert 'router7_dhcp4d_packets_received_total{type="discover"} 5.0' in text
-    assert "router7_dhcp4d_pool_exhausted_total 3.0" in text
-    assert "router7_dhcp4d_pool_size 253.0" in text
+    assert 'dhcp4d_packets_dropped_total{reason="not_dhcp"} 1.0' in text
+    assert 'dhcp4d_packets_received_total{type="discover"} 5.0' in text
+    assert "dhcp4d_pool_exhausted_total 3.0" in text
+    assert "dhcp4d_pool_size 253.0" in text
