@@ -51,7 +51,9 @@ class DiagdService(Service):
         self.config_path = self.perm / "diagd" / "config.json"
         self.config = config.Config()
         self._load_config()
-        self.probes = checks.Probes(self.reactor, self.perm, self.args.uplink, self.args.lan)
+        self.probes = checks.Probes(
+            self.reactor, self.perm, self.args.uplink, self.args.lan, self.net
+        )
         self.evaluator = Evaluator(
             lambda: checks.build(self.config, self.probes),
             self.reactor,
