@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet import IP, UDP
 from scapy.utils import rdpcap
-from twisted.internet import task
+from twisted.internet.testing import MemoryReactorClock
 
 from router7.dhcp4 import wire
 from router7.dhcp4.client import State
@@ -22,10 +22,6 @@ from router7.runtime.service import EXIT_DONT_RESTART
 PCAP = Path(__file__).parents[2].parent / "shared/testdata/fiber7/dhcp4-fiber7.pcap"
 IFACE_MAC = bytes.fromhex("02735300cafe")
 SPOOF = "d8:58:d7:00:4e:df"
-
-
-class FakeReactor(task.Clock):
-    running = False
 
 
 class FakeTransport:
@@ -55,7 +51,7 @@ def make(tmp_path, *extra) -> Client:
         ["--perm", str(tmp_path / "perm"), "--run-dir", str(tmp_path / "run"), *extra]
     )
     (tmp_path / "run").mkdir(exist_ok=True)
-    reactor = FakeReactor()
+    reactor = MemoryReactorClock()
     reactor.advance(1_526_680_000)
     return Client(args, reactor)
 

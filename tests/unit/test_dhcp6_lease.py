@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from ipaddress import IPv6Address, IPv6Network
 
 import pytest
-from twisted.internet import task
+from twisted.internet.testing import MemoryReactorClock
 
 from router7.dhcp6 import duid as duidmod
 from router7.dhcp6 import lease as leasefile
@@ -166,18 +166,6 @@ class FakeTransport:
         pass
 
 
-class FakeReactor(task.Clock):
-    running = True
-
-    def __init__(self):
-        super().__init__()
-        self.advance(1_800_000_000)
-        self.stopped = False
-
-    def stop(self):
-        self.stopped = True
-
-
 def test_service_writes_lease_keeps_it_on_expiry_and_removes_it_on_release(tmp_path, monkeypatch):
     """The Service glue: lease.json written on Reply, kept when the lease runs out,
     removed after RELEASE with exit code 125."""
@@ -190,7 +178,9 @@ def test_service_writes_lease_keeps_it_on_expiry_and_removes_it_on_release(tmp_p
     args = servicemod.Dhcp6Client.parser().parse_args(
         ["--perm", str(tmp_path), "--run-dir", str(tmp_path / "run"), "--rapid-commit"]
     )
-    reactor = FakeReactor()
+    reactor = MemoryReactorClock()
+    reactor.running = True
+    reactor.advance(1_800_000_000)
     net = NetState()
     net.feed(netlink.link(2, "uplink0", mac="02:72:37:00:00:01"))
     svc = servicemod.Dhcp6Client(args, reactor, net=net)
@@ -229,4 +219,4 @@ def test_service_writes_lease_keeps_it_on_expiry_and_removes_it_on_release(tmp_p
     reactor.pump([1] * 30)  # unanswered Release: REL_MAX_RC transmissions, then done
     assert not path.exists()
     assert svc.exit_code == EXIT_DONT_RESTART
-    assert reactor.stopped
+    assert reactor.hasStopped

@@ -1,4 +1,4 @@
-"""dnsd's query path and forwarder without sockets: a fake reactor on task.Clock."""
+"""dnsd's query path and forwarder without sockets, on Twisted's MemoryReactorClock."""
 
 import ipaddress
 from datetime import UTC, datetime
@@ -7,7 +7,7 @@ import pytest
 from dnslib import EDNS0, QTYPE, RR, SOA, TXT, A, DNSHeader, DNSQuestion, DNSRecord
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 
 from router7.dnsd.cache import Cache
 from router7.dnsd.forwarder import Forwarder
@@ -37,29 +37,16 @@ class FakeUdp:
         self.closed = True
 
 
-class FakeConnector:
-    def __init__(self, host, port, factory):
-        self.host, self.port, self.factory = host, port, factory
-        self.disconnected = False
+class FakeReactor(MemoryReactorClock):
+    """Twisted's fake reactor plus the forwarder's UDP seam (Forwarder(open_udp=...))."""
 
-    def disconnect(self):
-        self.disconnected = True
-
-
-class FakeReactor(Clock):
     def __init__(self):
         super().__init__()
         self.ports: list[FakeUdp] = []
-        self.tcp: list[FakeConnector] = []
 
     def open_udp(self, *args):
         self.ports.append(FakeUdp(*args))
         return self.ports[-1]
-
-    def connectTCP(self, host, port, factory, timeout=30):
-        c = FakeConnector(host, port, factory)
-        self.tcp.append(c)
-        return c
 
 
 def query(name="www.example.test", qtype="A", msg_id=0x4242, edns=None):
@@ -242,8 +229,9 @@ def test_late_truncated_answer_still_goes_to_tcp(env):
     reactor.advance(1.0)  # the first server timed out, the second is asked
     first = reactor.ports[0]
     first.on_datagram(upstream_reply(first.sent[0], tc=True))
-    assert len(reactor.tcp) == 1 and reactor.tcp[0].host == "198.51.100.53"
-    proto = reactor.tcp[0].factory.buildProtocol(None)
+    ((host, _, factory, *_),) = reactor.tcpClients
+    assert host == "198.51.100.53"
+    proto = factory.buildProtocol(None)
     proto.stringReceived(upstream_reply(first.sent[0], TXT("late but whole")))
     assert DNSRecord.parse(result_of(d)).rr[0].rdata.data == [b"late but whole"]
     reactor.advance(10)  # no timer left behind fires into a finished query
@@ -305,10 +293,10 @@ def test_truncated_upstream_answer_is_retried_over_tcp(env):
     d = server.handle(query("big.example.test", "TXT", edns=4096), LAN_CLIENT)
     port = reactor.ports[0]
     port.on_datagram(upstream_reply(port.sent[0], tc=True))
-    assert port.closed and len(reactor.tcp) == 1
-    connector = reactor.tcp[0]
-    assert (connector.host, connector.port) == ("198.51.100.53", 53)
-    proto = connector.factory.buildProtocol(None)
+    assert port.closed
+    ((host, tcp_port, factory, *_),) = reactor.tcpClients
+    assert (host, tcp_port) == ("198.51.100.53", 53)
+    proto = factory.buildProtocol(None)
     big = [TXT("x" * 200) for _ in range(10)]
     proto.stringReceived(upstream_reply(port.sent[0], *big))
     reply = DNSRecord.parse(result_of(d))
