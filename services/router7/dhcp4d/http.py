@@ -1,7 +1,7 @@
 """LAN-only HTTP on :8067: the lease status page, ``/lease/<hostname>``,
 ``POST /sethostname`` and ``/metrics``.
 
-ManagementListener binds only private addresses off the uplink; on top of that
+The runtime's listener pool binds only private addresses off the uplinks; on top of that
 every handler refuses non-private clients, which router7 forgot for /lease/ and
 /sethostname (reference §17.2).
 """
