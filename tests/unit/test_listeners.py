@@ -1,6 +1,6 @@
 """The listener pool: the management rule for addresses, and refresh on changes."""
 
-from twisted.internet.testing import MemoryReactor
+from twisted.internet.testing import MemoryReactor, MemoryReactorClock
 
 from router7.runtime.listeners import Endpoint, ListenerPool, bind_addresses
 from tests.helpers import netlink
@@ -60,7 +60,7 @@ def test_refresh_follows_address_changes():
     assert pool.listeners == {}
 
 
-def test_a_failing_listener_is_retried_on_the_next_refresh():
+def test_a_failing_listener_is_retried_until_it_opens():
     net = netlink.state({"lan0": ["192.168.42.1/24"]})
     attempts = []
 
@@ -70,9 +70,12 @@ def test_a_failing_listener_is_retried_on_the_next_refresh():
             raise OSError(99, "Cannot assign requested address")
         return MemoryReactor().listenTCP(53, None, interface=address)
 
-    pool = ListenerPool(MemoryReactor(), net.addresses, "uplink0")
+    clock = MemoryReactorClock()
+    pool = ListenerPool(clock, net.addresses, "uplink0", retry=5.0)
     udp = pool.add(Endpoint("dns udp :53", listen))
     pool.refresh()
     assert pool.addresses(udp) == []
-    pool.refresh()
+    clock.advance(5.0)
     assert pool.addresses(udp) == ["192.168.42.1"] and len(attempts) == 2
+    clock.advance(60)
+    assert len(attempts) == 2 and not clock.getDelayedCalls()  # nothing left to retry

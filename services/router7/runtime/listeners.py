@@ -50,14 +50,27 @@ class Endpoint:
 
 
 class ListenerPool:
-    """Listeners of every endpoint on every wanted address."""
+    """Listeners of every endpoint on every wanted address.
 
-    def __init__(self, reactor, addresses: Callable[[], Iterable[Address]], uplink: str):
+    A listener that cannot open (the port still held by a predecessor, an address
+    the kernel is not done with) is tried again ``retry`` seconds later, until it
+    opens or its address goes away: no event may come for it.
+    """
+
+    def __init__(
+        self,
+        reactor,
+        addresses: Callable[[], Iterable[Address]],
+        uplink: str,
+        retry: float = 5.0,
+    ):
         self.reactor = reactor
         self._addresses = addresses
         self.uplink = uplink
+        self.retry = retry
         self.endpoints: list[Endpoint] = []
         self.listeners: dict[tuple[Endpoint, str], object] = {}
+        self._retry_call = None
 
     def tcp(self, port: int, factory, lan: str | None = None, name: str = "http") -> Endpoint:
         """Serve ``factory`` on TCP ``port`` (an HTTP site, an SSH or DNS factory)."""
@@ -85,25 +98,34 @@ class ListenerPool:
 
     def refresh(self) -> None:
         """Close listeners of vanished addresses, open listeners on new ones."""
+        if self._retry_call is not None and self._retry_call.active():
+            self._retry_call.cancel()
+        self._retry_call = None
         wanted = self.wanted()
         for key in sorted(set(self.listeners) - wanted, key=_order):
             self.listeners.pop(key).stopListening()
             log.info("%s no longer on %s", key[0].name, key[1])
+        failed = False
         for key in sorted(wanted - set(self.listeners), key=_order):
             endpoint, address = key
             try:
                 self.listeners[key] = endpoint.listen(address)
             except (OSError, CannotListenError) as e:
-                # The next address event (or SIGUSR1) tries again.
                 log.warning("%s cannot listen on %s: %s", endpoint.name, address, e)
+                failed = True
                 continue
             log.info("%s listening on %s", endpoint.name, address)
+        if failed and self.retry:
+            self._retry_call = self.reactor.callLater(self.retry, self.refresh)
 
     def addresses(self, endpoint: Endpoint) -> list[str]:
         """The addresses ``endpoint`` listens on now."""
         return sorted(address for e, address in self.listeners if e == endpoint)
 
     def stop(self) -> defer.Deferred:
+        if self._retry_call is not None and self._retry_call.active():
+            self._retry_call.cancel()
+        self._retry_call = None
         ds = [defer.maybeDeferred(listener.stopListening) for listener in self.listeners.values()]
         self.listeners.clear()
         return defer.gatherResults(ds)
