@@ -22,3 +22,13 @@ def test_management_site_refuses_public_clients_everywhere():
     # a local reverse proxy forwarding a public client
     assert refused(b"/", "127.0.0.1", [(b"x-forwarded-for", b"203.0.113.9")])
     assert not refused(b"/", "127.0.0.1")
+
+
+def test_metrics_show_the_registry_it_was_given():
+    from prometheus_client import Counter
+
+    registry = CollectorRegistry()
+    Counter("testd_things", "things", registry=registry).inc(3)
+    request, body = web.get(management_site(registry=registry), b"/metrics")
+    assert b"testd_things_total 3.0" in body
+    assert request.responseHeaders.getRawHeaders(b"content-type")[0].startswith(b"text/plain")

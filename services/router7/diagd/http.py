@@ -181,10 +181,7 @@ class Root(resource.Resource):
 def make_site(evaluator: Evaluator, registry: CollectorRegistry | None = None) -> server.Site:
     registry = registry_for(evaluator, registry)
     root = Root(evaluator)
-    site = management_site(root, registry)
     # management_site's /metrics would show the last report, however old; ours
     # evaluates (or takes the cached report) first.
     root.putChild(b"metrics", Metrics(evaluator, registry))
-    site.log = lambda request: None  # scrapes every few seconds: no access log
-    site.noisy = False
-    return site
+    return management_site(root, registry, quiet=True)  # scraped every few seconds

@@ -9,8 +9,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 
-from prometheus_client import REGISTRY, CollectorRegistry
-from prometheus_client.twisted import MetricsResource
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from twisted.web import resource, server
 
 log = logging.getLogger(__name__)
@@ -81,14 +80,37 @@ class _PrivateOnly(resource.Resource):
         return self.inner.getChildWithDefault(path, request)
 
 
+class MetricsPage(resource.Resource):
+    """/metrics rendered in the reactor thread: a router's few metrics need no WSGI thread pool."""
+
+    isLeaf = True
+
+    def __init__(self, registry: CollectorRegistry):
+        super().__init__()
+        self.registry = registry
+
+    def render_GET(self, request):
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
+        return generate_latest(self.registry)
+
+
 def management_site(
-    root: resource.Resource | None = None, registry: CollectorRegistry = REGISTRY
+    root: resource.Resource | None = None,
+    registry: CollectorRegistry = REGISTRY,
+    quiet: bool = False,
 ) -> server.Site:
-    """A Site serving ``root`` to private clients only, with Prometheus metrics under /metrics."""
+    """A Site serving ``root`` to private clients only, with Prometheus metrics under /metrics.
+
+    ``quiet``: no access log (pages reloaded or scraped every few seconds).
+    """
     root = root if root is not None else _Index()
-    root.putChild(b"metrics", MetricsResource(registry=registry))
+    if b"metrics" not in root.children:
+        root.putChild(b"metrics", MetricsPage(registry))
     site = server.Site(_PrivateOnly(root))
     site.displayTracebacks = False
+    if quiet:
+        site.log = lambda request: None
+        site.noisy = False
     return site
 
 

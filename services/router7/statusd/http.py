@@ -14,8 +14,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry, Counter
 from twisted.internet import defer
 from twisted.web import pages, resource, server
 
@@ -157,27 +156,9 @@ class Root(resource.Resource):
         return pages.notFound()
 
 
-class MetricsPage(resource.Resource):
-    """/metrics rendered in the reactor thread: our few counters need no WSGI thread pool."""
-
-    isLeaf = True
-
-    def __init__(self, registry: CollectorRegistry):
-        super().__init__()
-        self.registry = registry
-
-    def render_GET(self, request):
-        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
-        return generate_latest(self.registry)
-
-
 def make_site(status: Status, registry: CollectorRegistry) -> server.Site:
-    root = Root(status)
-    site = management_site(root, registry)
-    root.putChild(b"metrics", MetricsPage(registry))
-    site.log = lambda request: None  # a page reloaded on a phone is not worth a log line
-    site.noisy = False
-    return site
+    # quiet: a page reloaded on a phone is not worth a log line
+    return management_site(Root(status), registry, quiet=True)
 
 
 def links_factory(port: int, **kw) -> Callable[[object], Links]:
