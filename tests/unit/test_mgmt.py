@@ -32,3 +32,17 @@ def test_metrics_show_the_registry_it_was_given():
     request, body = web.get(management_site(registry=registry), b"/metrics")
     assert b"testd_things_total 3.0" in body
     assert request.responseHeaders.getRawHeaders(b"content-type")[0].startswith(b"text/plain")
+
+
+def test_pages_index_children_and_404():
+    from twisted.web.static import Data
+
+    from router7.runtime.mgmt import Pages
+
+    site = management_site(
+        Pages(Data(b"index", "text/plain"), {b"x.json": Data(b"{}", "application/json")}),
+        CollectorRegistry(),
+    )
+    assert web.get(site, b"/")[1] == b"index"
+    assert web.get(site, b"/x.json")[1] == b"{}"
+    assert web.get(site, b"/nope")[0].responseCode == 404

@@ -80,6 +80,22 @@ class _PrivateOnly(resource.Resource):
         return self.inner.getChildWithDefault(path, request)
 
 
+class Pages(resource.Resource):
+    """A service's pages: ``index`` at ``/``, ``children`` by name, /metrics added by
+    management_site; anything else is 404."""
+
+    def __init__(self, index: resource.Resource, children: dict[bytes, resource.Resource]):
+        super().__init__()
+        self.index = index
+        for name, child in children.items():
+            self.putChild(name, child)
+
+    def getChildWithDefault(self, path, request):
+        if path == b"":
+            return self.index
+        return super().getChildWithDefault(path, request)
+
+
 class MetricsPage(resource.Resource):
     """/metrics rendered in the reactor thread: a router's few metrics need no WSGI thread pool."""
 

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter
 from twisted.internet import defer
-from twisted.web import pages, resource, server
+from twisted.web import resource, server
 
-from router7.runtime.mgmt import management_site
+from router7.runtime.mgmt import Pages, management_site
 from router7.statusd import collect, render
 from router7.statusd.links import Links, url_host
 
@@ -140,25 +140,10 @@ def _links_for(request, port: int, **kw) -> Links:
     return Links(url_host(request.getHeader(b"host"), request.getHost().host), port, **kw)
 
 
-class Root(resource.Resource):
-    def __init__(self, status: Status):
-        super().__init__()
-        self.html = HtmlPage(status)
-        self.putChild(b"status.json", JsonPage(status))
-
-    def getChildWithDefault(self, path, request):
-        # management_site already refused non-private clients.
-        if path == b"":
-            return self.html
-        return super().getChildWithDefault(path, request)
-
-    def getChild(self, path, request):
-        return pages.notFound()
-
-
 def make_site(status: Status, registry: CollectorRegistry) -> server.Site:
     # quiet: a page reloaded on a phone is not worth a log line
-    return management_site(Root(status), registry, quiet=True)
+    root = Pages(HtmlPage(status), {b"status.json": JsonPage(status)})
+    return management_site(root, registry, quiet=True)
 
 
 def links_factory(port: int, **kw) -> Callable[[object], Links]:
