@@ -10,7 +10,7 @@ import ipaddress
 import logging
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
-from twisted.web import resource, server
+from twisted.web import pages, resource, server
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,9 @@ class Pages(resource.Resource):
         if path == b"":
             return self.index
         return super().getChildWithDefault(path, request)
+
+    def getChild(self, path, request):
+        return pages.notFound()
 
 
 class MetricsPage(resource.Resource):
