@@ -1,6 +1,7 @@
 """The socket-free netlink core, fed messages as the kernel would send them."""
 
 import ipaddress
+import sys
 
 from router7.runtime.netlink import NetState, _done
 from tests.helpers import netlink
@@ -67,7 +68,15 @@ def test_deleting_a_link_forgets_its_addresses_and_a_rename_renames_them():
     assert [a.ifname for a in net.addresses()] == ["lan0"]
 
 
+def test_a_bridge_port_leaving_its_bridge_is_not_a_link_removal():
+    net = netlink.state({"lan0": ["192.168.42.1/24"]})
+    port = bytearray(netlink.link(1, "lan0", new=False))
+    port[16] = 7  # ifi_family AF_BRIDGE
+    assert net.feed(bytes(port)) == []
+    assert net.link("lan0") is not None and net.ipv4("lan0") is not None
+
+
 def test_dump_end_is_recognised():
-    done = (20).to_bytes(4, "little") + (3).to_bytes(2, "little") + bytes(14)
+    done = (20).to_bytes(4, sys.byteorder) + (3).to_bytes(2, sys.byteorder) + bytes(14)
     assert _done(netlink.link(1, "lo") + done)
     assert not _done(netlink.link(1, "lo"))

@@ -18,6 +18,7 @@ import errno
 import ipaddress
 import logging
 import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -48,6 +49,8 @@ IFA_F_DADFAILED = 0x08
 IFA_F_TENTATIVE = 0x40
 RT_TABLE_MAIN = 254
 RTN_UNICAST = 1
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
 
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -133,6 +136,9 @@ class NetState:
         return handler(self, msg, event.startswith("RTM_NEW")) if handler else None
 
     def _link(self, msg, new: bool) -> Change | None:
+        if msg["family"] != socket.AF_UNSPEC:
+            # AF_BRIDGE: a bridge port's state; its RTM_DELLINK only leaves the bridge.
+            return None
         index = msg["index"]
         if not new:
             old = self.links.pop(index, None)
@@ -278,10 +284,6 @@ def _dump_request(cls, msg_type: int, seq: int) -> bytes:
     return bytes(msg.data[: msg["header"]["length"]])
 
 
-NLMSG_DONE = 3
-NLMSG_ERROR = 2
-
-
 def dump(state: NetState) -> list[Change]:
     """Read every link, address and route into ``state`` (blocking; quick local syscalls)."""
     changes = []
@@ -305,8 +307,8 @@ def _done(data: bytes) -> bool:
     """Whether the last message in ``data`` ends a dump (NLMSG_DONE or an error)."""
     offset, last = 0, None
     while offset + 16 <= len(data):
-        length = int.from_bytes(data[offset : offset + 4], "little")
-        last = int.from_bytes(data[offset + 4 : offset + 6], "little")
+        length = int.from_bytes(data[offset : offset + 4], sys.byteorder)  # host order
+        last = int.from_bytes(data[offset + 4 : offset + 6], sys.byteorder)
         if length < 16:
             break
         offset += (length + 3) & ~3
