@@ -108,7 +108,7 @@ def svc(tmp_path):
 
 
 def started(s):
-    s.start()
+    s._started()  # as the runtime starts it
     s.reactor.advance(0)
     return FakeTransport.instances[-1]
 
@@ -194,7 +194,7 @@ def test_metrics_describe_the_advertised_prefixes(svc):
 
 def test_waits_for_lan0_and_recovers_when_it_appears(svc):
     svc.net.reset()
-    svc.start()
+    svc._started()
     svc.clock.advance(0)
     assert FakeTransport.instances == []
     net_event(svc, netlink.link(7, "lan0") + netlink.addr(7, f"{LL}/64", flags=0x40))

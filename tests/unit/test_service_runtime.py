@@ -1,6 +1,7 @@
 """The Service base class without processes: flags, the listener pool, netlink events."""
 
 from prometheus_client import Counter
+from twisted.internet import defer
 
 from router7.runtime import ports
 from router7.runtime.service import Service
@@ -60,3 +61,27 @@ def test_one_registry_served_on_metrics():
     assert svc.registry.get_sample_value("plain_things_total") == 1.0
     site = svc.listeners.endpoints[0]
     assert site.name == "http :18069"
+
+
+class SlowStart(Service):
+    """start() returns a Deferred: netlink changes reach net_changed only once it fired."""
+
+    name = "slow"
+    http_port = 0
+
+    def start(self):
+        self.heard = []
+        self.started = defer.Deferred()
+        return self.started
+
+    def net_changed(self, changes):
+        self.heard.append(len(changes))
+
+
+def test_net_changed_waits_for_start():
+    svc = started(SlowStart, argv(), netlink.state(NET))
+    net_event(svc, netlink.addr(2, "192.168.42.2/24"))
+    assert svc.heard == []
+    svc.started.callback(None)
+    net_event(svc, netlink.addr(2, "192.168.42.3/24"))
+    assert svc.heard == [1]

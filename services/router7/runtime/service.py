@@ -103,6 +103,7 @@ class Service:
         self.net = net if net is not None else NetState()
         self._monitor: NetlinkMonitor | None = None
         self._shutting_down = False
+        self._ready = False
         self.listeners = ListenerPool(
             reactor, self.net.addresses, getattr(args, "uplink", "uplink0")
         )
@@ -233,7 +234,12 @@ class Service:
     def _net_changed(self, changes: list[Change]) -> None:
         if any(c.kind != "route" for c in changes):
             self._safe(self.listeners.refresh)
-        self._safe(lambda: self.net_changed(changes))
+        if not self._ready:
+            return  # start() reads self.net itself, once it runs
+        try:
+            self.net_changed(changes)
+        except Exception:
+            log.exception("handling netlink changes failed")
 
     def _started(self) -> None:
         if self._watch_netlink:
@@ -253,6 +259,7 @@ class Service:
             if port:
                 self.listeners.tcp(port, self.http_site())
             self.listeners.refresh()
+            self._ready = True
             sdnotify.sd_notify("READY=1")
             log.info("ready")
 
