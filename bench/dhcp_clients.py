@@ -233,7 +233,7 @@ class Router7(Client):
         self.perm.mkdir()
         run.mkdir()
         argv = [str(BIN / f"router7-{which}"), "--perm", str(self.perm), "--run-dir", str(run)]
-        argv += ["--uplink", "uplink0", "--metrics-port", "0"]
+        argv += ["--uplink", "uplink0", "--http-port", "0"]
         super().__init__(lab, f"router7-{which}", argv, work)
         self.lease = self.perm / which / "wire/lease.json"
 

@@ -14,7 +14,7 @@ from router7.runtime.service import EXIT_DONT_RESTART, Service
 class EchoService(Service):
     name = "echo"
     description = "Test daemon: records SIGUSR1/SIGUSR2/stop in --events."
-    metrics_port = 0  # the runtime's /metrics listener, off unless --metrics-port
+    http_port = 0  # the runtime's /metrics listener, off unless --http-port
 
     @classmethod
     def add_arguments(cls, parser):

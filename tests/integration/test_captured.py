@@ -330,11 +330,11 @@ def test_dhcp_exchanges_appear_in_the_live_http_stream(
     for ifname in ("uplink0", "lan0"):
         for direction in ("in", "out"):
             m = re.search(
-                rf'router7_captured_packets_total{{direction="{direction}",interface="{ifname}"}} (\S+)',
+                rf'captured_packets_total{{direction="{direction}",interface="{ifname}"}} (\S+)',
                 metrics,
             )
             assert m and float(m.group(1)) >= 2, (ifname, direction, metrics)
-    assert "router7_captured_ring_capacity 5000.0" in metrics
+    assert "captured_ring_capacity 5000.0" in metrics
 
 
 def test_ssh_with_an_authorized_key_streams_the_ring_and_live_packets(captured: Captured):
@@ -367,12 +367,12 @@ def test_ssh_with_an_authorized_key_streams_the_ring_and_live_packets(captured: 
             ),
             "lan1's fresh ARP request in the live SSH stream",
         )
-        assert 'router7_captured_clients{protocol="ssh"} 1.0' in captured.metrics()
+        assert 'captured_clients{protocol="ssh"} 1.0' in captured.metrics()
         proc.stdin.write(b"\x03")  # Ctrl-C in the raw terminal ends the session
         proc.stdin.flush()
         proc.wait(10)
         wait_for(
-            lambda: 'router7_captured_clients{protocol="ssh"} 0.0' in captured.metrics(),
+            lambda: 'captured_clients{protocol="ssh"} 0.0' in captured.metrics(),
             "the SSH client to be gone",
         )
     finally:
@@ -386,7 +386,7 @@ def test_ssh_with_an_unknown_key_is_refused(captured: Captured):
     assert proc.returncode == 255
     assert "Permission denied (publickey)" in proc.stderr
     assert proc.stdout == ""
-    m = re.search(r"^router7_captured_ssh_rejected_keys_total (\S+)$", captured.metrics(), re.M)
+    m = re.search(r"^captured_ssh_rejected_keys_total (\S+)$", captured.metrics(), re.M)
     assert m and float(m.group(1)) >= 1
 
 

@@ -549,7 +549,7 @@ def test_management_ports_closed_from_the_isp_side(net):
 
 def test_sigusr1_forwarding_change_and_malformed_file(net):
     with_leases(net)
-    proc, log = net.daemon("--metrics-port", "0")
+    proc, log = net.daemon("--http-port", "0")
     net.serve(net.isp, GW, 7000)
     assert net.connect(net.lan, GW, 7000) == f"ok {WAN}"
     counters = net.counters()

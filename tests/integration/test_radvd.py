@@ -134,7 +134,7 @@ class Radvd:
         path.write_text(json.dumps({"max_interval": 10} if config is None else config))
         cmd = (
             f"ip netns exec {ROUTER} {RADVD} --perm {self.perm} --run-dir {self.run_dir}"
-            f" --http-port {HTTP_PORT} --route-poll 0.2 --log-level debug"
+            f" --http-port {HTTP_PORT} --log-level debug"
         ).split()
         with open(self.log, "wb") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(cmd, stderr=log)

@@ -154,7 +154,7 @@ def test_management_http_listens_on_lan_side_only(tmp_path, netns):
         ns(netns, "link", "set", f"{ifname}p", "up")
         ns(netns, "addr", "add", addr, "dev", ifname)
         ns(netns, "link", "set", ifname, "up")
-    p, events = start_echo(tmp_path, tmp_path / "run", "m", "--metrics-port", "18066", netns=netns)
+    p, events = start_echo(tmp_path, tmp_path / "run", "m", "--http-port", "18066", netns=netns)
     try:
         ok = fetch(netns, "http://192.168.42.1:18066/metrics")
         assert ok.returncode == 0 and "python_info" in ok.stdout

@@ -8,13 +8,11 @@ import os
 import tarfile
 
 from prometheus_client import CollectorRegistry
-from twisted.internet.address import IPv4Address
-from twisted.web.resource import getChildForRequest
-from twisted.web.test.requesthelper import DummyRequest
 
 from router7.backupd.archive import CHUNK, backup_stream, walk
 from router7.backupd.http import Root
 from router7.runtime.mgmt import management_site
+from tests.helpers import web
 
 
 def make_perm(root):
@@ -82,14 +80,7 @@ def test_streams_in_chunks(tmp_path):
 
 
 def get(root, path: bytes, client: str):
-    request = DummyRequest(path.lstrip(b"/").split(b"/"))
-    request.client = IPv4Address("TCP", client, 40000)
-    leaf = getChildForRequest(root, request)
-    body = leaf.render(request)
-    if isinstance(body, bytes):
-        request.write(body)
-        request.finish()
-    return request, b"".join(request.written)
+    return web.get(root, path, client)
 
 
 def test_http_streams_backup_to_lan_clients_only(tmp_path):

@@ -3,19 +3,10 @@
 import errno
 import socket
 
+from twisted.internet.testing import MemoryReactor
+
 from router7.captured import sniffer
 from router7.captured.ring import PACKET_OUTGOING
-
-
-class FakeReactor:
-    def __init__(self):
-        self.readers = set()
-
-    def addReader(self, r):
-        self.readers.add(r)
-
-    def removeReader(self, r):
-        self.readers.discard(r)
 
 
 class FakeSocket:
@@ -51,7 +42,7 @@ def make(monkeypatch, frames, index=7):
     sock = FakeSocket(frames)
     monkeypatch.setattr(sniffer, "open_socket", lambda name: sock)
     monkeypatch.setattr(sniffer.socket, "if_nametoindex", lambda name: index)
-    s = sniffer.InterfaceSniffer(FakeReactor(), "lan0", got.append)
+    s = sniffer.InterfaceSniffer(MemoryReactor(), "lan0", got.append)
     s.ensure()
     return s, sock, got
 
@@ -100,7 +91,7 @@ def test_missing_interface_is_retried(monkeypatch):
         raise OSError(errno.ENODEV, "No such device")
 
     monkeypatch.setattr(sniffer, "open_socket", fail)
-    s = sniffer.InterfaceSniffer(FakeReactor(), "uplink0", lambda p: None)
+    s = sniffer.InterfaceSniffer(MemoryReactor(), "uplink0", lambda p: None)
     s.ensure()
     assert not s.capturing
     sock = FakeSocket([])

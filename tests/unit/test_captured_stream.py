@@ -170,9 +170,9 @@ def test_index_and_metrics():
     req = Request(b"")
     assert b"/capture.pcapng" in http.Index(cap).render_GET(req)
     text = generate_latest(http.registry_for(cap)).decode()
-    assert 'router7_captured_packets_total{direction="in",interface="uplink0"} 1.0' in text
-    assert 'router7_captured_packets_total{direction="out",interface="lan0"} 1.0' in text
-    assert "router7_captured_ring_packets 2.0" in text
-    assert "router7_captured_ring_capacity 10.0" in text
-    assert "router7_captured_ring_bytes 120.0" in text
-    assert 'router7_captured_clients{protocol="ssh"} 0.0' in text
+    assert 'captured_packets_total{direction="in",interface="uplink0"} 1.0' in text
+    assert 'captured_packets_total{direction="out",interface="lan0"} 1.0' in text
+    assert "captured_ring_packets 2.0" in text
+    assert "captured_ring_capacity 10.0" in text
+    assert "captured_ring_bytes 120.0" in text
+    assert 'captured_clients{protocol="ssh"} 0.0' in text

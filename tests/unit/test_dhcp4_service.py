@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet import IP, UDP
 from scapy.utils import rdpcap
-from twisted.internet import task
+from twisted.internet.testing import MemoryReactorClock
 
 from router7.dhcp4 import wire
 from router7.dhcp4.client import State
@@ -22,10 +22,6 @@ from router7.runtime.service import EXIT_DONT_RESTART
 PCAP = Path(__file__).parents[2].parent / "shared/testdata/fiber7/dhcp4-fiber7.pcap"
 IFACE_MAC = bytes.fromhex("02735300cafe")
 SPOOF = "d8:58:d7:00:4e:df"
-
-
-class FakeReactor(task.Clock):
-    running = False
 
 
 class FakeTransport:
@@ -55,7 +51,7 @@ def make(tmp_path, *extra) -> Client:
         ["--perm", str(tmp_path / "perm"), "--run-dir", str(tmp_path / "run"), *extra]
     )
     (tmp_path / "run").mkdir(exist_ok=True)
-    reactor = FakeReactor()
+    reactor = MemoryReactorClock()
     reactor.advance(1_526_680_000)
     return Client(args, reactor)
 
@@ -124,7 +120,7 @@ def test_lease_writes_files_notifies_netconfigd_and_release_exits_125(tmp_path):
     try:
         client.start()
         mac = client.core.ident.mac
-        acks = metric("router7_dhcp4_packets_received_total", type="ack")
+        acks = metric("dhcp4_packets_received_total", type="ack")
         client._packet(server_reply(0, client.core.xid, mac), bytes.fromhex("002414ef72ff"))
         client._packet(server_reply(1, client.core.xid, mac), bytes.fromhex("002414ef72ff"))
         assert client.core.state is State.BOUND
@@ -138,10 +134,10 @@ def test_lease_writes_files_notifies_netconfigd_and_release_exits_125(tmp_path):
     assert wire.decode((wire_dir / "ack").read_bytes()).server_id == wire.IPv4Address(
         "213.144.129.5"
     )
-    assert metric("router7_dhcp4_packets_received_total", type="ack") == acks + 1
-    expiry = metric("router7_dhcp4_lease_expiry_timestamp_seconds")
+    assert metric("dhcp4_packets_received_total", type="ack") == acks + 1
+    expiry = metric("dhcp4_lease_expiry_timestamp_seconds")
     assert expiry == 1_526_680_000 + 1608
-    assert metric("router7_dhcp4_state", router7_dhcp4_state="bound") == 1
+    assert metric("dhcp4_state", dhcp4_state="bound") == 1
 
     # A restarted daemon asks for the same address again, without DISCOVER.
     restarted = make(tmp_path)
@@ -168,8 +164,8 @@ def test_send_errors_are_counted_not_raised(tmp_path):
             raise OSError(100, "Network is down")
 
     client.make_transport = lambda: Down(client._packet)
-    before = metric("router7_dhcp4_send_errors_total")
+    before = metric("dhcp4_send_errors_total")
     client.start()
     client.reactor.advance(5)  # the retransmission timer keeps going
-    assert metric("router7_dhcp4_send_errors_total") == before + 2
+    assert metric("dhcp4_send_errors_total") == before + 2
     assert client.core.state is State.SELECTING

@@ -3,10 +3,7 @@
 from ipaddress import IPv4Address
 
 from prometheus_client import CollectorRegistry, generate_latest
-from twisted.internet.address import IPv4Address as TwistedAddress
 from twisted.internet.task import Clock
-from twisted.web.server import NOT_DONE_YET
-from twisted.web.test.requesthelper import DummyRequest
 
 from router7.dhcp4d.config import Config
 from router7.dhcp4d.http import StatusPage, registry_for
@@ -15,6 +12,7 @@ from router7.dhcp4d.oui import VendorDB
 from router7.dhcp4d.pool import Pool
 from router7.dhcp4d.server import Dhcp4Server
 from router7.runtime.mgmt import management_site
+from tests.helpers import web
 
 T0 = 1_700_000_000.0
 
@@ -67,22 +65,15 @@ class App:
 
 
 def render(root, path, client="192.168.42.20", method=b"GET", args=None, headers=None):
-    segments = path.strip("/").split("/") if path.strip("/") else [""]
-    req = DummyRequest([s.encode() for s in segments])
-    req.method = method
-    req.client = TwistedAddress("TCP", client, 40000)
-    for k, v in (args or {}).items():
-        req.addArg(k.encode(), v.encode())
-    for k, v in (headers or {}).items():
-        req.requestHeaders.setRawHeaders(k.encode(), [v.encode()])
-    node = root
-    while req.postpath and not getattr(node, "isLeaf", False):
-        node = node.getChildWithDefault(req.postpath.pop(0), req)
-        req.prepath.append(b"")
-    body = node.render(req)
-    if body != NOT_DONE_YET:
-        req.write(body)
-    return req, b"".join(req.written).decode()
+    req, body = web.get(
+        root,
+        path.encode(),
+        client,
+        [(k.encode(), v.encode()) for k, v in (headers or {}).items()],
+        method=method,
+        args={k.encode(): v.encode() for k, v in (args or {}).items()},
+    )
+    return req, body.decode()
 
 
 def test_status_page_lists_active_expired_and_static_leases_with_vendor():
@@ -142,9 +133,9 @@ def test_metrics_report_leases_packets_drops_and_exhaustion():
     app.server.stats.pool_exhausted = 3
     app.server.stats.received["discover"] = 5
     text = generate_latest(registry_for(app)).decode()
-    assert "router7_dhcp4d_leases_active 2.0" in text
+    assert "dhcp4d_leases_active 2.0" in text
     assert "non_expired_leases 2.0" in text
-    assert 'router7_dhcp4d_packets_dropped_total{reason="not_dhcp"} 1.0' in text
-    assert 'router7_dhcp4d_packets_received_total{type="discover"} 5.0' in text
-    assert "router7_dhcp4d_pool_exhausted_total 3.0" in text
-    assert "router7_dhcp4d_pool_size 253.0" in text
+    assert 'dhcp4d_packets_dropped_total{reason="not_dhcp"} 1.0' in text
+    assert 'dhcp4d_packets_received_total{type="discover"} 5.0' in text
+    assert "dhcp4d_pool_exhausted_total 3.0" in text
+    assert "dhcp4d_pool_size 253.0" in text

@@ -7,13 +7,15 @@ from datetime import UTC, datetime, timedelta
 from ipaddress import IPv6Address, IPv6Network
 
 import pytest
-from twisted.internet import task
+from twisted.internet.testing import MemoryReactorClock
 
 from router7.dhcp6 import duid as duidmod
 from router7.dhcp6 import lease as leasefile
 from router7.dhcp6 import service as servicemod
 from router7.dhcp6.lease import Held, Lease, PreviousPrefix
+from router7.runtime.netlink import NetState
 from router7.runtime.service import EXIT_DONT_RESTART
+from tests.helpers import netlink
 
 T0 = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 
@@ -164,33 +166,24 @@ class FakeTransport:
         pass
 
 
-class FakeReactor(task.Clock):
-    running = True
-
-    def __init__(self):
-        super().__init__()
-        self.advance(1_800_000_000)
-        self.stopped = False
-
-    def stop(self):
-        self.stopped = True
-
-
 def test_service_writes_lease_keeps_it_on_expiry_and_removes_it_on_release(tmp_path, monkeypatch):
     """The Service glue: lease.json written on Reply, kept when the lease runs out,
     removed after RELEASE with exit code 125."""
     from scapy.layers import dhcp6 as s
     from scapy.packet import Raw
 
-    monkeypatch.setattr(servicemod, "interface_mac", lambda ifname: bytes.fromhex("027237000001"))
     monkeypatch.setattr(servicemod, "UplinkTransport", FakeTransport)
     notified = []
     monkeypatch.setattr(servicemod.Dhcp6Client, "notify", lambda self, name: notified.append(name))
     args = servicemod.Dhcp6Client.parser().parse_args(
         ["--perm", str(tmp_path), "--run-dir", str(tmp_path / "run"), "--rapid-commit"]
     )
-    reactor = FakeReactor()
-    svc = servicemod.Dhcp6Client(args, reactor)
+    reactor = MemoryReactorClock()
+    reactor.running = True
+    reactor.advance(1_800_000_000)
+    net = NetState()
+    net.feed(netlink.link(2, "uplink0", mac="02:72:37:00:00:01"))
+    svc = servicemod.Dhcp6Client(args, reactor, net=net)
     svc.start()
     duid = (tmp_path / "dhcp6" / "duid").read_bytes()
     assert duid == bytes.fromhex("00030001027237000001")
@@ -226,4 +219,4 @@ def test_service_writes_lease_keeps_it_on_expiry_and_removes_it_on_release(tmp_p
     reactor.pump([1] * 30)  # unanswered Release: REL_MAX_RC transmissions, then done
     assert not path.exists()
     assert svc.exit_code == EXIT_DONT_RESTART
-    assert reactor.stopped
+    assert reactor.hasStopped

@@ -7,14 +7,11 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet import task
-from twisted.internet.address import IPv4Address
-from twisted.web.resource import getChildForRequest
-from twisted.web.server import NOT_DONE_YET
-from twisted.web.test.requesthelper import DummyRequest
 
 from router7.diagd import checks, config, icmp
 from router7.diagd.http import make_site
 from router7.diagd.tree import Check, CheckFailed, Evaluator
+from tests.helpers import web
 
 
 def fail(msg):
@@ -25,15 +22,9 @@ def fail(msg):
 
 
 def get(site, path: bytes, client="192.168.42.10"):
-    request = DummyRequest(path.lstrip(b"/").split(b"/"))
-    request.client = IPv4Address("TCP", client, 40000)
-    leaf = getChildForRequest(site.resource, request)
-    body = leaf.render(request)
-    if body is not NOT_DONE_YET:
-        request.write(body)
-        request.finish()
+    request, body = web.get(site, path, client)
     assert request.finished
-    return request, b"".join(request.written)
+    return request, body
 
 
 def site_for(tree):

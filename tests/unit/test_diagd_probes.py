@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from dnslib import RCODE, RR, DNSRecord
 
+from router7.diagd import probes
 from router7.diagd.probes import DnsClient
 from router7.diagd.tree import CheckFailed
+from tests.helpers import netlink
 
 
 class FakePort:
@@ -77,3 +79,19 @@ def test_cancel_forgets_the_question():
     d.cancel()
     assert client.pending == {}
     results[0].trap(Exception)
+
+
+def test_link_route_and_lan_probes_read_the_netlink_view():
+    net = netlink.state({"uplink0": ["192.0.2.2/24"], "lan0": ["192.168.42.1/24", "fe80::1/64"]})
+    net.feed(netlink.route("0.0.0.0/0", 1, gateway="192.0.2.1"))
+    assert probes.route_status(net, 4, "uplink0") == "via 192.0.2.1 dev uplink0 (from RA)"
+    with pytest.raises(CheckFailed, match="no IPv6 default route via uplink0"):
+        probes.route_status(net, 6, "uplink0")
+    assert probes.lan_status(net, "lan0") == "192.168.42.1/24"
+    assert probes.lan_ipv4(net, "lan0") == "192.168.42.1"
+    assert probes.link_status(net, "uplink0").startswith("up")
+    net.feed(netlink.link(1, "uplink0", up=False))
+    with pytest.raises(CheckFailed, match="administratively down"):
+        probes.link_status(net, "uplink0")
+    with pytest.raises(CheckFailed, match="lan9 does not exist"):
+        probes.lan_status(net, "lan9")

@@ -1,4 +1,4 @@
-"""dnsd's query path and forwarder without sockets: a fake reactor on task.Clock."""
+"""dnsd's query path and forwarder without sockets, on Twisted's MemoryReactorClock."""
 
 import ipaddress
 from datetime import UTC, datetime
@@ -7,14 +7,16 @@ import pytest
 from dnslib import EDNS0, QTYPE, RR, SOA, TXT, A, DNSHeader, DNSQuestion, DNSRecord
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 
 from router7.dnsd.cache import Cache
 from router7.dnsd.forwarder import Forwarder
 from router7.dnsd.local import Lease, LocalNames
 from router7.dnsd.metrics import Metrics
-from router7.dnsd.server import DnsServer, IfAddr, SourcePolicy, bind_addresses, lan_networks
+from router7.dnsd.server import DnsServer, SourcePolicy, lan_networks
 from router7.dnsd.upstreams import Upstream, UpstreamPolicy
+from router7.runtime.listeners import bind_addresses
+from tests.helpers import netlink
 
 UP1, UP2 = Upstream("198.51.100.53"), Upstream("198.51.100.54")
 LAN_CLIENT = "192.168.42.23"
@@ -35,29 +37,16 @@ class FakeUdp:
         self.closed = True
 
 
-class FakeConnector:
-    def __init__(self, host, port, factory):
-        self.host, self.port, self.factory = host, port, factory
-        self.disconnected = False
+class FakeReactor(MemoryReactorClock):
+    """Twisted's fake reactor plus the forwarder's UDP seam (Forwarder(open_udp=...))."""
 
-    def disconnect(self):
-        self.disconnected = True
-
-
-class FakeReactor(Clock):
     def __init__(self):
         super().__init__()
         self.ports: list[FakeUdp] = []
-        self.tcp: list[FakeConnector] = []
 
     def open_udp(self, *args):
         self.ports.append(FakeUdp(*args))
         return self.ports[-1]
-
-    def connectTCP(self, host, port, factory, timeout=30):
-        c = FakeConnector(host, port, factory)
-        self.tcp.append(c)
-        return c
 
 
 def query(name="www.example.test", qtype="A", msg_id=0x4242, edns=None):
@@ -240,8 +229,9 @@ def test_late_truncated_answer_still_goes_to_tcp(env):
     reactor.advance(1.0)  # the first server timed out, the second is asked
     first = reactor.ports[0]
     first.on_datagram(upstream_reply(first.sent[0], tc=True))
-    assert len(reactor.tcp) == 1 and reactor.tcp[0].host == "198.51.100.53"
-    proto = reactor.tcp[0].factory.buildProtocol(None)
+    ((host, _, factory, *_),) = reactor.tcpClients
+    assert host == "198.51.100.53"
+    proto = factory.buildProtocol(None)
     proto.stringReceived(upstream_reply(first.sent[0], TXT("late but whole")))
     assert DNSRecord.parse(result_of(d)).rr[0].rdata.data == [b"late but whole"]
     reactor.advance(10)  # no timer left behind fires into a finished query
@@ -303,10 +293,10 @@ def test_truncated_upstream_answer_is_retried_over_tcp(env):
     d = server.handle(query("big.example.test", "TXT", edns=4096), LAN_CLIENT)
     port = reactor.ports[0]
     port.on_datagram(upstream_reply(port.sent[0], tc=True))
-    assert port.closed and len(reactor.tcp) == 1
-    connector = reactor.tcp[0]
-    assert (connector.host, connector.port) == ("198.51.100.53", 53)
-    proto = connector.factory.buildProtocol(None)
+    assert port.closed
+    ((host, tcp_port, factory, *_),) = reactor.tcpClients
+    assert (host, tcp_port) == ("198.51.100.53", 53)
+    proto = factory.buildProtocol(None)
     big = [TXT("x" * 200) for _ in range(10)]
     proto.stringReceived(upstream_reply(port.sent[0], *big))
     reply = DNSRecord.parse(result_of(d))
@@ -382,19 +372,16 @@ def test_metrics_exported(env):
 
 
 def test_bind_addresses_and_allowed_networks():
-    addrs = [
-        IfAddr("lo", ipaddress.ip_interface("127.0.0.1/8")),
-        IfAddr("lo", ipaddress.ip_interface("::1/128")),
-        IfAddr("uplink0", ipaddress.ip_interface("85.195.207.62/25")),
-        IfAddr("uplink0", ipaddress.ip_interface("fe80::1/64")),
-        IfAddr("uplink0", ipaddress.ip_interface("10.9.9.9/24")),  # private, but internet side
-        IfAddr("lan0", ipaddress.ip_interface("192.168.42.1/24")),
-        IfAddr("lan0", ipaddress.ip_interface("2001:db8:100::1/64")),  # public: still the LAN
-        IfAddr("lan0", ipaddress.ip_interface("fe80::2/64")),
-        IfAddr("wg0", ipaddress.ip_interface("10.22.100.1/24")),
-        IfAddr("eth9", ipaddress.ip_interface("203.0.113.5/24")),  # public, not the LAN: skipped
-    ]
-    assert bind_addresses(addrs, "lan0", "uplink0") == [
+    addrs = netlink.state(
+        {
+            "lo": ["127.0.0.1/8", "::1/128"],
+            "uplink0": ["85.195.207.62/25", "fe80::1/64", "10.9.9.9/24"],  # 10/8: internet side
+            "lan0": ["192.168.42.1/24", "2001:db8:100::1/64", "fe80::2/64"],  # public: the LAN
+            "wg0": ["10.22.100.1/24"],
+            "eth9": ["203.0.113.5/24"],  # public, not the LAN: skipped
+        }
+    ).addresses()
+    assert bind_addresses(addrs, "uplink0", lan="lan0") == [
         "10.22.100.1",
         "127.0.0.1",
         "192.168.42.1",

@@ -129,7 +129,14 @@ def test_uplink_rename_rebuilds_but_keeps_counters():
     assert firewall.needs_rebuild(new, old)
     script = firewall.transaction(new, old, {("inet", "router7", "inputc_ipv6"): (5, 500)})
     assert "counter inputc_ipv6 { packets 5 bytes 500 }" in script
-    assert 'iifname "uplink1" jump input_uplink' in script
+    assert 'iifname "uplink1" jump forward_uplink' in script
+
+
+def test_input_is_filtered_on_every_uplink():
+    """The uplink definition management uses (runtime.uplink): uplink* and --uplink."""
+    script = firewall.build(spec(uplink="wan0")).render()
+    assert 'iifname "uplink*" jump input_uplink' in script
+    assert 'iifname "wan0" jump input_uplink' in script
 
 
 def test_filter_policy():

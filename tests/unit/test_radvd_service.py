@@ -14,13 +14,16 @@ from scapy.layers.inet6 import ICMPv6ND_RA, ICMPv6NDOptPrefixInfo
 from twisted.internet import task
 
 from router7.radvd import inputs
-from router7.radvd.netlink import NoInterface
-from router7.radvd.plan import LanFacts
 from router7.radvd.service import Radvd
+from router7.runtime.netlink import NetState
+from tests.helpers import netlink
+from tests.helpers.service import net_event
 
 T0 = 1_800_000_000.0
 LL = ipaddress.IPv6Address("fe80::73:53ff:fe00:cafe")
-FACTS = LanFacts("lan0", 7, "02:73:53:00:ca:fe", 1500, LL)
+LAN0 = netlink.link(7, "lan0", mac="02:73:53:00:ca:fe") + netlink.addr(7, f"{LL}/64")
+UPLINK0 = netlink.link(2, "uplink0")
+DEFAULT_ROUTE = netlink.route("::/0", 2, gateway="fe80::1")
 RS = bytes([133, 0, 0, 0, 0, 0, 0, 0])
 
 
@@ -89,36 +92,23 @@ def svc(tmp_path):
     clock.advance(T0)
     perm = tmp_path / "perm"
     write_lease(perm, "2001:db8:100::/48")
-    state = {"default_route": False, "facts": FACTS}
-
-    def facts(ifname):
-        if state["facts"] is None:
-            raise NoInterface(f"{ifname} does not exist")
-        return state["facts"]
-
+    net = NetState()
+    net.feed(LAN0 + UPLINK0)
     args = argparse.Namespace(
         perm=str(perm),
         run_dir=str(tmp_path / "run"),
         uplink="uplink0",
         lan="lan0",
         http_port=0,
-        route_poll=5.0,
     )
     FakeTransport.instances.clear()
-    s = Radvd(
-        args,
-        clock,
-        lan_facts=facts,
-        default_route=lambda uplink: state["default_route"],
-        transport_factory=FakeTransport,
-        rng=random.Random(3),
-    )
-    s.clock, s.state = clock, state
+    s = Radvd(args, clock, transport_factory=FakeTransport, rng=random.Random(3), net=net)
+    s.clock = clock
     return s
 
 
 def started(s):
-    s.start()
+    s._started()  # as the runtime starts it
     s.reactor.advance(0)
     return FakeTransport.instances[-1]
 
@@ -154,10 +144,14 @@ def test_default_route_appearing_triggers_an_ra_with_router_lifetime(svc):
     t = started(svc)
     svc.clock.advance(20)
     n = len(t.sent)
-    svc.state["default_route"] = True
-    svc.clock.advance(5)  # the route poll notices
-    svc.clock.advance(0)
+    net_event(svc, DEFAULT_ROUTE)  # an event, no poll
+    svc.clock.advance(3)  # soon (RAs are rate-limited to one per 3 s)
     assert [ra.routerlifetime for _, ra in t.sent[n:]] == [1800]
+    svc.clock.advance(20)
+    n = len(t.sent)
+    net_event(svc, netlink.link(2, "uplink0", up=False))  # the route goes with the link
+    svc.clock.advance(3)
+    assert [ra.routerlifetime for _, ra in t.sent[n:]] == [0]
 
 
 def test_router_solicitation_gets_a_unicast_answer_and_bad_ones_are_counted(svc):
@@ -176,7 +170,7 @@ def test_router_solicitation_gets_a_unicast_answer_and_bad_ones_are_counted(svc)
 
 
 def test_sigterm_sends_a_final_ra_with_router_lifetime_zero(svc):
-    svc.state["default_route"] = True
+    svc.net.feed(DEFAULT_ROUTE)
     t = started(svc)
     assert t.sent[-1][1].routerlifetime == 1800
     svc.stop()
@@ -199,15 +193,17 @@ def test_metrics_describe_the_advertised_prefixes(svc):
 
 
 def test_waits_for_lan0_and_recovers_when_it_appears(svc):
-    svc.state["facts"] = None
-    svc.start()
+    svc.net.reset()
+    svc._started()
     svc.clock.advance(0)
     assert FakeTransport.instances == []
-    svc.state["facts"] = FACTS
-    svc.clock.advance(1.0)
+    net_event(svc, netlink.link(7, "lan0") + netlink.addr(7, f"{LL}/64", flags=0x40))
+    svc.clock.advance(0)
+    assert FakeTransport.instances == []  # the link-local address is still tentative
+    net_event(svc, netlink.addr(7, f"{LL}/64"))
     svc.clock.advance(0)
     (t,) = FakeTransport.instances
-    assert len(t.sent) == 1
+    assert (t.ifname, t.ifindex) == ("lan0", 7) and len(t.sent) == 1
 
 
 def test_broken_lease_keeps_the_last_good_one(svc):
@@ -225,12 +221,7 @@ def test_restart_remembers_and_deprecates_a_prefix_that_changed_meanwhile(svc, t
     write_lease(svc.perm, "2001:db8:300::/48", obtained=T0 + 100)  # no previous_prefixes given
     svc.clock.advance(100)
     again = Radvd(
-        svc.args,
-        svc.clock,
-        lan_facts=lambda _: FACTS,
-        default_route=lambda _: False,
-        transport_factory=FakeTransport,
-        rng=random.Random(4),
+        svc.args, svc.clock, transport_factory=FakeTransport, rng=random.Random(4), net=svc.net
     )
     t = started(again)
     assert prefixes(t.sent[0][1]) == [("2001:db8:300::", 2700, 5400), ("2001:db8:100::", 0, 5300)]

@@ -38,6 +38,7 @@ from router7.dnsd.upstreams import lease_resolvers
 from router7.lab import router as lab_router
 from router7.netconfigd.config import ConfigStore
 from router7.radvd import inputs as radvd_inputs
+from router7.runtime.netlink import NetState
 from router7.runtime.statefile import write_bytes_atomic, write_json_atomic
 from router7.statusd import collect
 from tests.unit.test_dhcp6_client import FIBER7_DUID, server_msg
@@ -360,7 +361,7 @@ def test_interfaces_json_from_router7_reaches_dhcp4_and_dnsd(tmp_path):
     inputs, errors = ConfigStore(tmp_path).load()
     assert errors == []
     assert dhcp4_service.spoofed_mac(tmp_path, "uplink0") == bytes.fromhex("dc9b9cee72fd")
-    dnsd = SimpleNamespace(args=SimpleNamespace(lan="lan0"), perm=tmp_path, ifaddrs=[])
+    dnsd = SimpleNamespace(args=SimpleNamespace(lan="lan0"), perm=tmp_path, net=NetState())
     assert DnsService._router_addresses(dnsd) == [inputs.interfaces.by_name("lan0").addr.ip]
 
 

@@ -6,16 +6,13 @@ import json
 
 from prometheus_client import CollectorRegistry
 from twisted.internet import defer, task
-from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionRefusedError
-from twisted.web.resource import getChildForRequest
-from twisted.web.server import NOT_DONE_YET
-from twisted.web.test.requesthelper import DummyRequest
 
 from router7.runtime import notify
 from router7.statusd import collect
 from router7.statusd.diag import DiagClient
 from router7.statusd.http import Metrics, Status, links_factory, make_site
+from tests.helpers import web
 from tests.unit.test_statusd_collect import NOW, perm_tree
 
 
@@ -46,16 +43,9 @@ def make(tmp_path, diag=HEALTHY, perm=None):
 
 
 def get(site, path: bytes, client="192.168.42.10", host=b"192.168.42.1"):
-    request = DummyRequest(path.lstrip(b"/").split(b"/"))
-    request.client = IPv4Address("TCP", client, 40000)
-    request.requestHeaders.setRawHeaders(b"host", [host])
-    leaf = getChildForRequest(site.resource, request)
-    body = leaf.render(request)
-    if body is not NOT_DONE_YET:
-        request.write(body)
-        request.finish()
+    request, body = web.get(site, path, client, [(b"host", host)])
     assert request.finished
-    return request, b"".join(request.written)
+    return request, body
 
 
 def test_status_json_shape(tmp_path):

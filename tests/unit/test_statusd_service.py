@@ -1,17 +1,27 @@
-"""router7-statusd's command line."""
+"""router7-statusd's command line and its links' ports."""
 
 from __future__ import annotations
 
 import pytest
 
+from router7.runtime import ports
+from router7.statusd.links import Links
 from router7.statusd.service import StatusdService
 
 
 def test_defaults():
     args = StatusdService.parser().parse_args([])
-    assert args.port == 80
+    assert args.http_port == 80
     assert args.diagd_url == "http://127.0.0.1:7733/health.json"
-    assert args.metrics == [] and args.capture_ssh_port == 5022
+    assert args.metrics == []
+
+
+def test_links_use_the_ports_every_service_defaults_to():
+    links = Links("192.168.42.1", 80)
+    for service, port in ports.HTTP.items():
+        if service != "statusd":
+            assert links.metrics(service) == f"http://192.168.42.1:{port}/metrics"
+    assert (links.capture_port, links.capture_ssh_port) == (ports.HTTP["captured"], 5022)
 
 
 def test_metrics_ports_override():

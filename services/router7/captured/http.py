@@ -82,7 +82,7 @@ class CapturedCollector:
     def collect(self):
         c = self.capture
         packets = CounterMetricFamily(
-            "router7_captured_packets",
+            "captured_packets",
             "Packets captured, by interface and direction (in, out)",
             labels=["interface", "direction"],
         )
@@ -91,7 +91,7 @@ class CapturedCollector:
                 packets.add_metric([iface, direction], c.packets[(iface, direction)])
         yield packets
         truncated = CounterMetricFamily(
-            "router7_captured_truncated_packets",
+            "captured_truncated_packets",
             "Packets longer than the snaplen, stored truncated",
             labels=["interface"],
         )
@@ -99,33 +99,33 @@ class CapturedCollector:
             truncated.add_metric([iface], c.truncated[iface])
         yield truncated
         yield GaugeMetricFamily(
-            "router7_captured_ring_packets", "Packets in the ring buffer", value=len(c.ring)
+            "captured_ring_packets", "Packets in the ring buffer", value=len(c.ring)
         )
         yield GaugeMetricFamily(
-            "router7_captured_ring_capacity", "Size of the ring buffer", value=c.ring.capacity
+            "captured_ring_capacity", "Size of the ring buffer", value=c.ring.capacity
         )
         yield GaugeMetricFamily(
-            "router7_captured_ring_bytes", "Bytes of packet data in the ring", value=c.ring.bytes
+            "captured_ring_bytes", "Bytes of packet data in the ring", value=c.ring.bytes
         )
         clients = GaugeMetricFamily(
-            "router7_captured_clients", "Clients streaming the capture", labels=["protocol"]
+            "captured_clients", "Clients streaming the capture", labels=["protocol"]
         )
         counts = c.clients()
         for kind in ("http", "ssh"):
             clients.add_metric([kind], counts[kind])
         yield clients
         yield CounterMetricFamily(
-            "router7_captured_client_dropped_packets",
+            "captured_client_dropped_packets",
             "Live packets not sent to a client because it read too slowly",
             value=c.client_drops,
         )
         capturing = GaugeMetricFamily(
-            "router7_captured_interface_capturing",
+            "captured_interface_capturing",
             "1 if the interface's capture socket is open",
             labels=["interface"],
         )
         errors = CounterMetricFamily(
-            "router7_captured_receive_errors",
+            "captured_receive_errors",
             "Errors reading capture sockets, by interface and errno",
             labels=["interface", "error"],
         )
@@ -137,13 +137,16 @@ class CapturedCollector:
         yield errors
         if self.ssh_checker is not None:
             yield CounterMetricFamily(
-                "router7_captured_ssh_rejected_keys",
+                "captured_ssh_rejected_keys",
                 "SSH public key logins refused (key not in authorized_keys)",
                 value=self.ssh_checker.rejected,
             )
 
 
-def registry_for(capture: Capture, sniffers=(), ssh_checker=None) -> CollectorRegistry:
-    registry = CollectorRegistry()
+def registry_for(
+    capture: Capture, sniffers=(), ssh_checker=None, registry: CollectorRegistry | None = None
+) -> CollectorRegistry:
+    """``registry`` (a new one if None) with the capture's metrics in it."""
+    registry = registry if registry is not None else CollectorRegistry()
     registry.register(CapturedCollector(capture, sniffers, ssh_checker))
     return registry

@@ -3,12 +3,11 @@
 Captures DHCPv4, DHCPv6, ICMPv6 ND/RA and ARP on the uplink and the LAN
 interface, keeps the last --ring-size packets, and streams them as pcapng
 (then live packets) over SSH (--ssh-port, 5022) and HTTP (--http-port, 5080),
-both bound only to private addresses of non-uplink interfaces.
+both in the runtime's listener pool: private addresses of non-uplink interfaces.
 
 Files (under --perm): captured/ssh_host_ed25519_key (created if absent),
 breakglass.host_key (read if present), captured/authorized_keys (read at each
-SSH login). Signals: SIGUSR1 re-binds the listeners to the current addresses
-and re-checks the capture interfaces.
+SSH login). Signals: SIGUSR1 re-checks the capture interfaces (so does a link event).
 """
 
 from __future__ import annotations
@@ -19,7 +18,8 @@ import logging
 from router7.captured import http, ssh
 from router7.captured.sniffer import Sniffers
 from router7.captured.stream import Capture
-from router7.runtime.mgmt import ManagementListener, kernel_addresses, management_site
+from router7.runtime import ports
+from router7.runtime.mgmt import management_site
 from router7.runtime.service import Service
 
 log = logging.getLogger(__name__)
@@ -45,49 +45,37 @@ class CapturedService(Service):
         parser.add_argument(
             "--snaplen", type=_positive, default=1600, help="bytes kept of each packet"
         )
-        parser.add_argument("--ssh-port", type=int, default=5022, help="SSH port; 0: no SSH")
-        parser.add_argument("--http-port", type=int, default=5080, help="HTTP port; 0: no HTTP")
+        parser.add_argument(
+            "--ssh-port", type=int, default=ports.CAPTURED_SSH, help="SSH port; 0: no SSH"
+        )
 
     def start(self):
         interfaces = list(dict.fromkeys([self.args.uplink, self.args.lan]))
         self.capture = Capture(interfaces, self.args.ring_size, self.args.snaplen)
         self.sniffers = Sniffers(self.reactor, interfaces, self.capture.add)
         self.sniffers.start()
-        self.listeners: list[ManagementListener] = []
-        checker = None
+        self.checker = None
         if self.args.ssh_port:
             try:
-                factory, checker = ssh.ssh_factory(self.capture, self.reactor, self.perm)
-                self.listeners.append(self._listener(factory, self.args.ssh_port))
+                factory, self.checker = ssh.ssh_factory(self.capture, self.reactor, self.perm)
+                # The same LAN-only binding as the HTTP site.
+                self.listeners.tcp(self.args.ssh_port, factory, name="ssh")
             except (OSError, ValueError, ssh.keys.BadKeyError, ssh.keys.EncryptedKeyError) as e:
                 # A broken host key must not cost the capture and its HTTP side.
                 log.error("SSH disabled: cannot load the host key: %s", e)
-        if self.args.http_port:
-            registry = http.registry_for(self.capture, self.sniffers.sniffers, checker)
-            site = management_site(http.root(self.capture), registry)
-            self.listeners.append(self._listener(site, self.args.http_port))
-        for listener in self.listeners:
-            listener.refresh()
 
-    def _listener(self, factory, port: int) -> ManagementListener:
-        # ManagementListener only calls reactor.listenTCP(port, factory, interface=...),
-        # so the SSH factory gets the same LAN-only binding as the HTTP site.
-        return ManagementListener(
-            self.reactor, factory, port, uplink=self.args.uplink, addresses=self._addresses
-        )
-
-    @staticmethod
-    def _addresses():
-        return kernel_addresses()  # looked up at call time, so tests can substitute it
+    def http_site(self):
+        http.registry_for(self.capture, self.sniffers.sniffers, self.checker, self.registry)
+        return management_site(http.root(self.capture), self.registry)
 
     def reload(self):
-        for listener in self.listeners:
-            listener.refresh()
         self.sniffers.ensure()
 
+    def net_changed(self, changes):
+        if any(c.kind == "link" for c in changes):
+            self.sniffers.ensure()  # a capture interface may have (re)appeared
+
     def stop(self):
-        for listener in self.listeners:
-            listener.stop()
         self.sniffers.stop()
 
 

@@ -20,7 +20,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from twisted.internet import task
 from twisted.internet.interfaces import IReadDescriptor
 from zope.interface import implementer
 
@@ -35,7 +34,6 @@ _TIMESPEC = struct.Struct("@ll")  # struct timespec: two C longs (64-bit time_t 
 BUFFER = 65536  # larger than any frame the filter passes; longer ones are truncated
 RCVBUF = 1 << 20  # room for a burst (a switch full of DHCP clients rebooting)
 BATCH = 64  # packets per doRead before yielding to the reactor
-CHECK_INTERVAL = 5.0  # seconds between looks for missing or replaced interfaces
 
 
 def open_socket(ifname: str) -> socket.socket:
@@ -87,7 +85,7 @@ class InterfaceSniffer:
             sock = open_socket(self.ifname)
             self.ifindex = socket.if_nametoindex(self.ifname)
         except OSError as e:
-            if not self._warned:  # once per outage, not every CHECK_INTERVAL
+            if not self._warned:  # once per outage, not at every link event
                 log.warning("cannot capture on %s yet: %s", self.ifname, e)
                 self._warned = True
             return
@@ -143,23 +141,19 @@ class InterfaceSniffer:
 
 
 class Sniffers:
-    """All interfaces' sniffers, with a periodic check for interface changes."""
+    """All interfaces' sniffers; ``ensure`` after link events (missing or replaced interfaces)."""
 
     def __init__(self, reactor, interfaces, on_packet: Callable[[Packet], object]):
         self.reactor = reactor
         self.sniffers = [InterfaceSniffer(reactor, i, on_packet) for i in interfaces]
-        self._loop = task.LoopingCall(self.ensure)
-        self._loop.clock = reactor
 
     def start(self) -> None:
-        self._loop.start(CHECK_INTERVAL, now=True)
+        self.ensure()
 
     def ensure(self) -> None:
         for s in self.sniffers:
             s.ensure()
 
     def stop(self) -> None:
-        if self._loop.running:
-            self._loop.stop()
         for s in self.sniffers:
             s.close()

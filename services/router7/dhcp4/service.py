@@ -36,7 +36,6 @@ class Dhcp4Client(Service, Listener):
     name = "dhcp4"
     description = __doc__
     uses_lan = False
-    metrics_port = 8069
 
     @classmethod
     def add_arguments(cls, parser) -> None:

@@ -1,7 +1,7 @@
 """LAN-only HTTP on :8067: the lease status page, ``/lease/<hostname>``,
 ``POST /sethostname`` and ``/metrics``.
 
-ManagementListener binds only private addresses off the uplink; on top of that
+The runtime's listener pool binds only private addresses off the uplinks; on top of that
 every handler refuses non-private clients, which router7 forgot for /lease/ and
 /sethostname (reference §17.2).
 """
@@ -149,20 +149,16 @@ class Dhcp4dCollector:
         now = self.app.clock.seconds()
         leases = self.app.leases()
         active = sum(1 for lease in leases if not lease.expired(now))
-        g = GaugeMetricFamily(
-            "router7_dhcp4d_leases_active", "Leases not expired (static included)"
-        )
+        g = GaugeMetricFamily("dhcp4d_leases_active", "Leases not expired (static included)")
         g.add_metric([], active)
         yield g
-        g = GaugeMetricFamily(
-            "non_expired_leases", "router7's name for router7_dhcp4d_leases_active"
-        )
+        g = GaugeMetricFamily("non_expired_leases", "router7's name for dhcp4d_leases_active")
         g.add_metric([], active)
         yield g
-        g = GaugeMetricFamily("router7_dhcp4d_leases", "Leases known, expired included")
+        g = GaugeMetricFamily("dhcp4d_leases", "Leases known, expired included")
         g.add_metric([], len(leases))
         yield g
-        g = GaugeMetricFamily("router7_dhcp4d_pool_size", "Addresses in the pool")
+        g = GaugeMetricFamily("dhcp4d_pool_size", "Addresses in the pool")
         g.add_metric([], server.pool.size if server else 0)
         yield g
         stats = self.app.stats()
@@ -172,18 +168,19 @@ class Dhcp4dCollector:
             ("dropped", "Requests dropped as malformed or unanswerable", stats.dropped, "reason"),
             ("ignored", "Valid requests not meant for us", stats.ignored, "reason"),
         ):
-            c = CounterMetricFamily(f"router7_dhcp4d_packets_{name}", doc, labels=[label])
+            c = CounterMetricFamily(f"dhcp4d_packets_{name}", doc, labels=[label])
             for key, value in sorted(counter.items()):
                 c.add_metric([key], value)
             yield c
         c = CounterMetricFamily(
-            "router7_dhcp4d_pool_exhausted", "DISCOVERs left unanswered because the pool was full"
+            "dhcp4d_pool_exhausted", "DISCOVERs left unanswered because the pool was full"
         )
         c.add_metric([], stats.pool_exhausted)
         yield c
 
 
-def registry_for(app) -> CollectorRegistry:
-    registry = CollectorRegistry()
+def registry_for(app, registry: CollectorRegistry | None = None) -> CollectorRegistry:
+    """``registry`` (a new one if None) with the server's metrics in it."""
+    registry = registry if registry is not None else CollectorRegistry()
     registry.register(Dhcp4dCollector(app))
     return registry

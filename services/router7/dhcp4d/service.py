@@ -2,13 +2,13 @@
 
 Files (under --perm): dhcp4d/config.json (read), dhcp4d/leases.json and
 dhcp4d/declined.json (written on every change, read on start), dhcp4d/oui/oui.csv
-(read if present). Signals: SIGUSR1 re-reads lan0's address and the config and
-refreshes the HTTP listeners; after each lease change dnsd gets a SIGUSR1.
+(read if present). lan0's address comes from the runtime's netlink view: a change
+reconfigures the pool. SIGUSR1 re-reads the config; after each lease change
+dnsd gets a SIGUSR1.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections import Counter
 
@@ -20,37 +20,19 @@ from router7.dhcp4d.oui import VendorDB
 from router7.dhcp4d.pool import Pool, PoolError
 from router7.dhcp4d.server import Dhcp4Server, Stats, triage
 from router7.dhcp4d.transport import Dhcp4Transport
-from router7.runtime.mgmt import ManagementListener, management_site
+from router7.runtime.mgmt import management_site
 from router7.runtime.service import Service
 from router7.runtime.statefile import StateFileError
 
 log = logging.getLogger(__name__)
 
-RETRY_ADDRESS = 5.0  # seconds between looks for lan0's address while it has none
 WRITE_INTERVAL = 1.0  # seconds between two writes of leases.json
 DISCOVER_BUDGET = 32  # DISCOVERs answered per wakeup when the socket has a backlog
-
-
-def kernel_ipv4(ifname: str) -> ipaddress.IPv4Interface | None:
-    """The first IPv4 address with prefix of ``ifname``, from netlink."""
-    from pyroute2 import IPRoute
-
-    with IPRoute() as ipr:
-        links = ipr.link_lookup(ifname=ifname)
-        if not links:
-            return None
-        for msg in ipr.get_addr(family=2, index=links[0]):
-            return ipaddress.IPv4Interface(f"{msg.get_attr('IFA_ADDRESS')}/{msg['prefixlen']}")
-    return None
 
 
 class Dhcp4dService(Service):
     name = "dhcp4d"
     description = "DHCPv4 server for the LAN (lan0) with a status page on :8067."
-
-    @classmethod
-    def add_arguments(cls, parser):
-        parser.add_argument("--http-port", type=int, default=8067, help="status page; 0: none")
 
     def start(self):
         self.clock = self.reactor
@@ -61,35 +43,30 @@ class Dhcp4dService(Service):
         self.server: Dhcp4Server | None = None
         self._stats = Stats(Counter(), Counter(), Counter(), Counter())
         self._dirty = False
-        self._retry = None
+        self._address = None
         self._last_write = float("-inf")
         self._flush_call = None
         self._configure()
         self.transport = Dhcp4Transport(self.reactor, self.args.lan, self._batch)
         self.transport.start()
-        self.http = None
-        if self.args.http_port:
-            site = management_site(StatusPage(self), registry_for(self))
-            self.http = ManagementListener(
-                self.reactor, site, self.args.http_port, uplink=self.args.uplink
-            )
-            self.http.refresh()
+
+    def http_site(self):
+        return management_site(StatusPage(self), registry_for(self, self.registry))
 
     def reload(self):
-        """SIGUSR1 (netconfigd applied addresses, or the owner edited config.json)."""
+        """SIGUSR1 (the owner edited config.json)."""
         self.vendors = VendorDB.load(self.dir / "oui" / "oui.csv")
         self._configure()
-        if getattr(self, "http", None) is not None:
-            self.http.refresh()
+
+    def net_changed(self, changes):
+        if self.net.ipv4(self.args.lan) != self._address:
+            self._configure()
 
     def stop(self):
         self._flush(force=True)
-        for call in (self._retry, self._flush_call):
-            if call is not None and call.active():
-                call.cancel()
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
         self.transport.stop()
-        if self.http is not None:
-            self.http.stop()
 
     # --- configuration ---------------------------------------------------------
 
@@ -98,12 +75,10 @@ class Dhcp4dService(Service):
             self.config = configmod.load(self.dir / "config.json")
         except StateFileError as e:
             log.error("%s; keeping the previous configuration", e)
-        iface = kernel_ipv4(self.args.lan)
+        iface = self._address = self.net.ipv4(self.args.lan)
         if iface is None:
             log.warning("%s has no IPv4 address: not serving until it has one", self.args.lan)
             self.server = None
-            if self._retry is None or not self._retry.active():
-                self._retry = self.reactor.callLater(RETRY_ADDRESS, self.reload)
             return
         try:
             pool = Pool.for_interface(iface, self.config.pool_start, self.config.pool_end)

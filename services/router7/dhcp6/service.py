@@ -21,26 +21,12 @@ log = logging.getLogger(__name__)
 ROUTER_SOL_MAX_RT = 120
 
 
-def interface_mac(ifname: str) -> bytes:
-    from pyroute2 import IPRoute  # lazily: the unit tests need no netlink
-
-    logging.getLogger("pyroute2").setLevel(logging.INFO)  # its debug output is a wall of dicts
-
-    with IPRoute() as ipr:
-        links = ipr.get_links(ifname=ifname)
-        if not links:
-            raise RuntimeError(f"interface {ifname} does not exist")
-        mac = links[0].get_attr("IFLA_ADDRESS")
-    return bytes.fromhex(mac.replace(":", ""))
-
-
 class Dhcp6Client(Service, MetricsListener):
     """Obtain and keep an IPv6 prefix delegation (and DNS servers) on the uplink."""
 
     name = "dhcp6"
     description = "DHCPv6 prefix delegation client on the uplink"
     uses_lan = False
-    metrics_port = 8070
 
     @classmethod
     def add_arguments(cls, parser) -> None:
@@ -67,7 +53,10 @@ class Dhcp6Client(Service, MetricsListener):
 
     def start(self):
         uplink = self.args.uplink
-        mac = interface_mac(uplink)
+        link = self.net.link(uplink)
+        if link is None or not link.mac:
+            raise RuntimeError(f"interface {uplink} does not exist")
+        mac = bytes.fromhex(link.mac.replace(":", ""))
         duid = load_or_create(duid_path(self.perm), mac)
         self.lease_file = leasefile.lease_path(self.perm)
         stored = leasefile.load(self.lease_file)

@@ -18,12 +18,13 @@ fakes and a task.Clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from router7.diagd import probes
 from router7.diagd.config import Config
 from router7.diagd.tree import Check
+from router7.runtime.netlink import NetState
 
 
 @dataclass
@@ -34,13 +35,14 @@ class Probes:
     perm: Path
     uplink: str
     lan: str
+    net: NetState = field(default_factory=NetState)  # the runtime's netlink view
     ping_timeout: float = 1.0
 
     def __post_init__(self):
         self.dns_client = probes.DnsClient(self.reactor)
 
     def link(self):
-        return probes.link_status(self.uplink)
+        return probes.link_status(self.net, self.uplink)
 
     def dhcp4(self):
         return probes.dhcp4_lease(self.perm)
@@ -49,19 +51,19 @@ class Probes:
         return probes.dhcp6_lease(self.perm)
 
     def route(self, version: int):
-        return probes.route_status(version, self.uplink)
+        return probes.route_status(self.net, version, self.uplink)
 
     def ping(self, version: int):
-        return probes.ping_gateway(self.reactor, version, self.uplink, self.ping_timeout)
+        return probes.ping_gateway(self.reactor, self.net, version, self.uplink, self.ping_timeout)
 
     def tcp(self, version: int, host: str, port: int):
         return probes.tcp_connect(self.reactor, host, port, version)
 
     def lan_address(self):
-        return probes.lan_status(self.lan)
+        return probes.lan_status(self.net, self.lan)
 
     def dns(self, server: str | None, name: str):
-        server = server or probes.lan_ipv4(self.lan)
+        server = server or probes.lan_ipv4(self.net, self.lan)
         return self.dns_client.query(server, name)
 
 

@@ -19,7 +19,7 @@ from twisted.python import log as twlog
 from twisted.web import resource, server
 
 from router7.diagd.tree import Evaluator, Report, Result
-from router7.runtime.mgmt import management_site
+from router7.runtime.mgmt import Pages, management_site
 
 
 class DiagCollector:
@@ -47,8 +47,11 @@ class DiagCollector:
         yield seconds
 
 
-def registry_for(evaluator: Evaluator) -> CollectorRegistry:
-    registry = CollectorRegistry()
+def registry_for(
+    evaluator: Evaluator, registry: CollectorRegistry | None = None
+) -> CollectorRegistry:
+    """``registry`` (a new one if None) with the check tree's metrics in it."""
+    registry = registry if registry is not None else CollectorRegistry()
     registry.register(DiagCollector(evaluator))
     return registry
 
@@ -161,27 +164,10 @@ class TreePage(_Evaluated):
         return render_html(report)
 
 
-class Root(resource.Resource):
-    """``/`` (HTML), ``/health.json``, ``/metrics``; 403 for non-private clients."""
-
-    def __init__(self, evaluator: Evaluator):
-        super().__init__()
-        self.page = TreePage(evaluator)
-        self.putChild(b"health.json", HealthJson(evaluator))
-
-    def getChildWithDefault(self, path, request):
-        if path == b"":
-            return self.page
-        return super().getChildWithDefault(path, request)
-
-
-def make_site(evaluator: Evaluator) -> server.Site:
-    registry = registry_for(evaluator)
-    root = Root(evaluator)
-    site = management_site(root, registry)
+def make_site(evaluator: Evaluator, registry: CollectorRegistry | None = None) -> server.Site:
+    registry = registry_for(evaluator, registry)
+    root = Pages(TreePage(evaluator), {b"health.json": HealthJson(evaluator)})
     # management_site's /metrics would show the last report, however old; ours
     # evaluates (or takes the cached report) first.
     root.putChild(b"metrics", Metrics(evaluator, registry))
-    site.log = lambda request: None  # scrapes every few seconds: no access log
-    site.noisy = False
-    return site
+    return management_site(root, registry, quiet=True)  # scraped every few seconds

@@ -17,35 +17,23 @@ from twisted.internet import defer, endpoints, error, protocol, threads
 
 from router7.diagd import icmp, leases
 from router7.diagd.tree import CheckFailed
+from router7.runtime.netlink import NetState
 
 # rtnetlink route protocols (linux/rtnetlink.h) worth naming in a status
 RTPROT_NAMES = {2: "kernel", 3: "boot", 4: "static", 9: "from RA", 16: "from DHCP"}
-IFF_UP = 0x1
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 
 
-def _ipr():
-    from pyroute2 import IPRoute  # lazily: unit tests need no netlink
-
-    return IPRoute()
-
-
-def _link(ipr, ifname: str):
-    idx = ipr.link_lookup(ifname=ifname)
-    if not idx:
-        raise CheckFailed(f"{ifname} does not exist")
-    return ipr.get_links(idx[0])[0]
-
-
-def link_status(ifname: str) -> str:
+def link_status(net: NetState, ifname: str) -> str:
     """The link exists, is up and has carrier; status: packet and error counters."""
-    with _ipr() as ipr:
-        link = _link(ipr, ifname)
-    if not link["flags"] & IFF_UP:
+    link = net.link(ifname)
+    if link is None:
+        raise CheckFailed(f"{ifname} does not exist")
+    if not link.up:
         raise CheckFailed(f"{ifname} is administratively down")
-    if link.get_attr("IFLA_CARRIER") == 0:
+    if link.carrier == 0:
         raise CheckFailed(f"{ifname} has no carrier (cable unplugged?)")
-    st = link.get_attr("IFLA_STATS64") or link.get_attr("IFLA_STATS")
+    st = _counters(ifname)
     if st is None:
         return "up"
     errors = st["rx_errors"] + st["tx_errors"]
@@ -56,43 +44,46 @@ def link_status(ifname: str) -> str:
     )
 
 
-def default_route(version: int, ifname: str) -> tuple[str, str]:
+def _counters(ifname: str) -> dict[str, int] | None:
+    """The link's counters now (sysfs: the netlink view holds them only as of its last event)."""
+    base = Path("/sys/class/net") / ifname / "statistics"
+    names = ("rx_packets", "tx_packets", "rx_errors", "tx_errors", "rx_dropped", "tx_dropped")
+    try:
+        return {n: int((base / n).read_text()) for n in names}
+    except (OSError, ValueError):
+        return None
+
+
+def default_route(net: NetState, version: int, ifname: str) -> tuple[str, str]:
     """(gateway, how) of the best default route through ``ifname``; CheckFailed if none."""
-    with _ipr() as ipr:
-        index = _link(ipr, ifname)["index"]
-        routes = [
-            r
-            for r in ipr.get_routes(family=AF[version], table=254)
-            if r["dst_len"] == 0 and r.get_attr("RTA_OIF") == index
-        ]
+    if net.link(ifname) is None:
+        raise CheckFailed(f"{ifname} does not exist")
+    routes = net.default_routes(version, ifname)
     if not routes:
         raise CheckFailed(f"no IPv{version} default route via {ifname}")
-    best = min(routes, key=lambda r: r.get_attr("RTA_PRIORITY") or 0)
-    gateway = best.get_attr("RTA_GATEWAY")
-    if not gateway:
+    best = min(routes, key=lambda r: r.priority)
+    if not best.gateway:
         raise CheckFailed(f"the IPv{version} default route via {ifname} has no gateway")
-    how = RTPROT_NAMES.get(best["proto"], f"proto {best['proto']}")
-    return gateway, how
+    how = RTPROT_NAMES.get(best.protocol, f"proto {best.protocol}")
+    return best.gateway, how
 
 
-def route_status(version: int, ifname: str) -> str:
-    gateway, how = default_route(version, ifname)
+def route_status(net: NetState, version: int, ifname: str) -> str:
+    gateway, how = default_route(net, version, ifname)
     return f"via {gateway} dev {ifname} ({how})"
 
 
-def addresses(ifname: str) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
-    with _ipr() as ipr:
-        index = _link(ipr, ifname)["index"]
-        return [
-            ipaddress.ip_interface(f"{m.get_attr('IFA_ADDRESS')}/{m['prefixlen']}")
-            for m in ipr.get_addr(index=index)
-            if m.get_attr("IFA_ADDRESS")
-        ]
+def addresses(
+    net: NetState, ifname: str
+) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
+    if net.link(ifname) is None:
+        raise CheckFailed(f"{ifname} does not exist")
+    return [a.interface for a in net.addresses(ifname)]
 
 
-def lan_status(ifname: str) -> str:
+def lan_status(net: NetState, ifname: str) -> str:
     """``ifname`` has an IPv4 address (what DHCP and DNS for the LAN hang on)."""
-    addrs = addresses(ifname)
+    addrs = addresses(net, ifname)
     v4 = [a for a in addrs if a.version == 4]
     if not v4:
         raise CheckFailed(f"{ifname} has no IPv4 address")
@@ -100,8 +91,8 @@ def lan_status(ifname: str) -> str:
     return ", ".join(str(a) for a in shown)
 
 
-def lan_ipv4(ifname: str) -> str:
-    for a in addresses(ifname):
+def lan_ipv4(net: NetState, ifname: str) -> str:
+    for a in addresses(net, ifname):
         if a.version == 4:
             return str(a.ip)
     raise CheckFailed(f"{ifname} has no IPv4 address")
@@ -120,8 +111,8 @@ def dhcp6_lease(perm: Path) -> str:
 
 
 @defer.inlineCallbacks
-def ping_gateway(reactor, version: int, ifname: str, timeout: float = 1.0):
-    gateway, _ = default_route(version, ifname)
+def ping_gateway(reactor, net: NetState, version: int, ifname: str, timeout: float = 1.0):
+    gateway, _ = default_route(net, version, ifname)
     rtt = yield icmp.ping(reactor, gateway, ifname, timeout)
     return f"{gateway}: reply in {rtt * 1000:.1f} ms"
 

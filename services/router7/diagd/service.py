@@ -2,7 +2,7 @@
 
 Files: ``<perm>/diagd/config.json`` (optional; see config.py), read at start and
 on SIGUSR1. Reads ``<perm>/dhcp4/wire/lease.json`` and ``<perm>/dhcp6/wire/lease.json``.
-SIGUSR1 (netconfigd changed addresses) also refreshes the HTTP listeners.
+The runtime keeps the HTTP listeners on the LAN addresses.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import logging
 from router7.diagd import checks, config
 from router7.diagd.http import make_site
 from router7.diagd.tree import DEFAULT_TIMEOUT, Evaluator, Report
-from router7.runtime.mgmt import ManagementListener
 from router7.runtime.service import Service
 from router7.runtime.statefile import StateFileError
 
@@ -25,7 +24,6 @@ class DiagdService(Service):
 
     @classmethod
     def add_arguments(cls, parser):
-        parser.add_argument("--port", type=int, default=7733, help="LAN-only HTTP port")
         parser.add_argument(
             "--target",
             action="append",
@@ -53,7 +51,9 @@ class DiagdService(Service):
         self.config_path = self.perm / "diagd" / "config.json"
         self.config = config.Config()
         self._load_config()
-        self.probes = checks.Probes(self.reactor, self.perm, self.args.uplink, self.args.lan)
+        self.probes = checks.Probes(
+            self.reactor, self.perm, self.args.uplink, self.args.lan, self.net
+        )
         self.evaluator = Evaluator(
             lambda: checks.build(self.config, self.probes),
             self.reactor,
@@ -62,10 +62,9 @@ class DiagdService(Service):
             on_report=self._log_change,
         )
         self._last_error: str | None = None
-        self.http = ManagementListener(
-            self.reactor, make_site(self.evaluator), self.args.port, uplink=self.args.uplink
-        )
-        self.http.refresh()
+
+    def http_site(self):
+        return make_site(self.evaluator, self.registry)
 
     def _load_config(self) -> None:
         try:
@@ -84,10 +83,8 @@ class DiagdService(Service):
 
     def reload(self):
         self._load_config()
-        self.http.refresh()
 
     def stop(self):
-        self.http.stop()
         self.probes.dns_client.stop()
 
 

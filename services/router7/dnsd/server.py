@@ -1,8 +1,9 @@
 """Answering clients: the query path, and UDP/TCP listeners on the LAN addresses only.
 
 ``DnsServer.handle`` is the whole decision for one query (refuse, local answer,
-cache, forward) with no sockets of its own; ``DnsListeners`` binds it to every
-address of the LAN side and never to the uplink. Because Linux accepts packets
+cache, forward) with no sockets of its own; ``dns_endpoints`` are what the
+runtime's listener pool binds to every address of the LAN side (never to an
+uplink). Because Linux accepts packets
 for any local address on any interface (the weak host model), binding alone does
 not keep the internet out: each query's source must also lie in a network the
 router is connected to on the LAN side, else it is REFUSED.
@@ -13,11 +14,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 
 from twisted.internet import defer
-from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import Int16StringReceiver
 from twisted.protocols.policies import TimeoutMixin
@@ -36,7 +35,9 @@ from router7.dnsd.wire import (
     patch_reply,
     truncated_reply,
 )
-from router7.runtime.mgmt import is_private, is_uplink
+from router7.runtime.listeners import Endpoint
+from router7.runtime.netlink import Address
+from router7.runtime.uplink import is_uplink
 
 log = logging.getLogger(__name__)
 
@@ -46,42 +47,7 @@ _LINK_LOCAL = ipaddress.ip_network("fe80::/10")
 TCP_IDLE_TIMEOUT = 10
 
 
-@dataclass(frozen=True)
-class IfAddr:
-    ifname: str
-    interface: ipaddress.IPv4Interface | ipaddress.IPv6Interface
-
-
-def kernel_ifaddrs() -> list[IfAddr]:
-    """Every address with its prefix length in this network namespace, via netlink."""
-    from pyroute2 import IPRoute  # lazily: unit tests need no netlink
-
-    with IPRoute() as ipr:
-        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
-        out = []
-        for msg in ipr.get_addr():
-            address = msg.get_attr("IFA_ADDRESS")
-            if address:
-                iface = ipaddress.ip_interface(f"{address}/{msg['prefixlen']}")
-                out.append(IfAddr(names.get(msg["index"], "?"), iface))
-        return out
-
-
-def bind_addresses(addrs: Iterable[IfAddr], lan: str, uplink: str) -> list[str]:
-    """Where to listen: every address of the LAN interface, loopback, and private
-    addresses of other non-uplink interfaces (e.g. a WireGuard tunnel). IPv6
-    link-local addresses get their ``%ifname`` zone."""
-    out = set()
-    for a in addrs:
-        ip = a.interface.ip
-        if is_uplink(a.ifname, uplink):
-            continue
-        if a.ifname == lan or is_private(ip):  # loopback, RFC 1918, ULA, link-local, ...
-            out.add(f"{ip}%{a.ifname}" if ip.version == 6 and ip.is_link_local else str(ip))
-    return sorted(out)
-
-
-def lan_networks(addrs: Iterable[IfAddr], uplink: str, extra: Iterable[str] = ()) -> list[Network]:
+def lan_networks(addrs: Iterable[Address], uplink: str, extra: Iterable[str] = ()) -> list[Network]:
     """Source networks allowed to query: loopback plus every network on a non-uplink interface.
 
     Link-local networks are left out: they are allowed per socket (see SourcePolicy)."""
@@ -246,7 +212,7 @@ class UdpListener:
     def __init__(self, reactor, server: DnsServer, address: str, port: int):
         self.reactor = reactor
         self.server = server
-        self.link_local = address.startswith("fe80")
+        self.link_local = _is_link_local(address)
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         sockaddr = socket.getaddrinfo(address, port, family, socket.SOCK_DGRAM)[0][4]  # %zone
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -344,51 +310,22 @@ class _TcpDns(Int16StringReceiver, TimeoutMixin):
         self.transport.loseConnection()
 
 
-class DnsListeners:
-    """UDP and TCP listeners on each wanted address; ``refresh()`` follows address changes."""
+def _is_link_local(address: str) -> bool:
+    return ipaddress.ip_address(address.partition("%")[0]).is_link_local
 
-    def __init__(self, reactor, server: DnsServer, port: int, wanted: Callable[[], Iterable[str]]):
-        self.reactor = reactor
-        self.server = server
-        self.port = port
-        self._wanted = wanted
-        self.listeners: dict[str, tuple] = {}
 
-    @property
-    def missing(self) -> bool:
-        """Some wanted address has no listener yet (e.g. IPv6 DAD still running)."""
-        return bool(set(self._wanted()) - set(self.listeners))
+def dns_endpoints(reactor, server: DnsServer, port: int, lan: str) -> tuple[Endpoint, Endpoint]:
+    """UDP and TCP on ``port``, for the runtime's listener pool: on the LAN-side addresses
+    and every address of ``lan`` (its clients may use the router's global IPv6 address)."""
 
-    def refresh(self) -> None:
-        wanted = set(self._wanted())
-        for address in sorted(set(self.listeners) - wanted):
-            for listener in self.listeners.pop(address):
-                listener.stopListening()
-            log.info("dns :%d no longer on %s", self.port, address)
-        for address in sorted(wanted - set(self.listeners)):
-            link_local = address.startswith("fe80")
-            try:
-                udp = UdpListener(self.reactor, self.server, address, self.port)
-            except OSError as e:  # e.g. an IPv6 address still tentative: the next refresh retries
-                log.warning("dns :%d cannot listen on %s: %s", self.port, address, e)
-                continue
-            factory = Factory.forProtocol(lambda ll=link_local: _TcpDns(self.server, ll))
-            try:
-                tcp = self.reactor.listenTCP(self.port, factory, interface=address)
-            except CannotListenError as e:
-                udp.stopListening()
-                log.warning(
-                    "dns tcp :%d cannot listen on %s: %s", self.port, address, e.socketError
-                )
-                continue
-            self.listeners[address] = (udp, tcp)
-            log.info("dns :%d listening on %s", self.port, address)
+    def tcp(address: str):
+        link_local = _is_link_local(address)
+        factory = Factory.forProtocol(lambda: _TcpDns(server, link_local))
+        return reactor.listenTCP(port, factory, interface=address)
 
-    def stop(self) -> defer.Deferred:
-        ds = [
-            defer.maybeDeferred(listener.stopListening)
-            for pair in self.listeners.values()
-            for listener in pair
-        ]
-        self.listeners.clear()
-        return defer.gatherResults(ds)
+    return (
+        Endpoint(
+            f"dns udp :{port}", lambda address: UdpListener(reactor, server, address, port), lan
+        ),
+        Endpoint(f"dns tcp :{port}", tcp, lan),
+    )

@@ -1,10 +1,11 @@
 """router7-dnsd: the LAN's caching DNS forwarder with local names.
 
 Wires the pure parts (local names, cache, upstream policy) to the reactor.
-SIGUSR1 (from dhcp4d after a lease change, from netconfigd after an address
-change) re-reads the leases, the upstreams and the addresses and moves the
-listeners. Addresses and lease expiry are also rechecked every 30 seconds,
-because SLAAC and DAD change addresses without telling anyone.
+SIGUSR1 (from dhcp4d after a lease change, from netconfigd after an apply)
+re-reads the config, the upstreams and the leases. Address changes (SLAAC, DAD,
+netconfigd) arrive as netlink events: the runtime moves the listeners, and
+the allowed source networks and the router's own names follow. A timer fires
+at the next lease expiry only, to drop the expired name.
 """
 
 from __future__ import annotations
@@ -14,31 +15,18 @@ import logging
 import socket
 from datetime import UTC, datetime
 
-from twisted.internet.task import LoopingCall
-
 from router7.dnsd.cache import Cache
 from router7.dnsd.forwarder import Forwarder
 from router7.dnsd.local import LocalNames, read_leases
 from router7.dnsd.metrics import Metrics
-from router7.dnsd.server import (
-    DnsListeners,
-    DnsServer,
-    IfAddr,
-    SourcePolicy,
-    bind_addresses,
-    kernel_ifaddrs,
-    lan_networks,
-)
+from router7.dnsd.server import DnsServer, SourcePolicy, dns_endpoints, lan_networks
 from router7.dnsd.upstreams import UpstreamPolicy, configured_upstreams, read_config
 from router7.netconfigd.config import read_interfaces
-from router7.runtime.mgmt import InterfaceAddress, ManagementListener, management_site
+from router7.runtime import ports
 from router7.runtime.service import Service
 from router7.runtime.statefile import StateFileError
 
 log = logging.getLogger(__name__)
-
-REFRESH_INTERVAL = 30
-RETRY_LISTEN = 2
 
 
 class DnsService(Service):
@@ -47,10 +35,7 @@ class DnsService(Service):
 
     @classmethod
     def add_arguments(cls, parser):
-        parser.add_argument("--port", type=int, default=53, help="DNS port (UDP and TCP)")
-        parser.add_argument(
-            "--http-port", type=int, default=8053, help="LAN-only HTTP port for /metrics"
-        )
+        parser.add_argument("--port", type=int, default=ports.DNS, help="DNS port (UDP and TCP)")
         parser.add_argument(
             "--hostname",
             default=None,
@@ -58,36 +43,21 @@ class DnsService(Service):
         )
 
     def start(self):
-        self.metrics = Metrics()
+        self.metrics = Metrics(self.registry)
         self.policy = UpstreamPolicy()
-        self.ifaddrs: list[IfAddr] = []
-        self.retry = None
+        self.expiry = None
         self.config = read_config(self.perm)
         self.cache = Cache(self.reactor, self.config["cache_size"])
         self.forwarder = Forwarder(self.reactor, self.policy, self.metrics)
         self.server = DnsServer(
             self.reactor, None, self.cache, self.forwarder, self.metrics, SourcePolicy([])
         )
-        self.listeners = DnsListeners(
-            self.reactor,
-            self.server,
-            self.args.port,
-            lambda: bind_addresses(self.ifaddrs, self.args.lan, self.args.uplink),
-        )
-        self.mgmt = ManagementListener(
-            self.reactor,
-            management_site(registry=self.metrics.registry),
-            self.args.http_port,
-            uplink=self.args.uplink,
-            addresses=lambda: [InterfaceAddress(a.ifname, a.interface.ip) for a in self.ifaddrs],
-        )
+        for endpoint in dns_endpoints(self.reactor, self.server, self.args.port, self.args.lan):
+            self.listeners.add(endpoint)
         self.reload()
         # Full garbage collections walk every live object and pause all queries; what
         # exists after start-up (modules, Twisted) lives forever, so never walk it.
         gc.freeze()
-        self.periodic = LoopingCall(self._refresh)
-        self.periodic.clock = self.reactor
-        self.periodic.start(REFRESH_INTERVAL, now=False)
 
     def reload(self) -> None:
         """Re-read config, upstreams and leases, then follow address changes."""
@@ -99,36 +69,39 @@ class DnsService(Service):
         self.policy.set_upstreams(upstreams)
         self._refresh()
 
+    def net_changed(self, changes) -> None:
+        if any(c.kind == "address" for c in changes):
+            self._refresh()
+
     def _refresh(self) -> None:
-        try:
-            self.ifaddrs = kernel_ifaddrs()
-        except Exception as e:  # netlink trouble must not take DNS down; keep the old view
-            log.error("reading addresses: %s", e)
         self.server.sources = SourcePolicy(
-            lan_networks(self.ifaddrs, self.args.uplink, self.config["allowed_networks"])
+            lan_networks(self.net.addresses(), self.args.uplink, self.config["allowed_networks"])
         )
         self.server.local = self._local_names()
-        self._listen()
         self.metrics.cache_entries.set(len(self.cache))
-
-    def _listen(self) -> None:
-        self.listeners.refresh()
-        self.mgmt.refresh()
-        # A fresh IPv6 address cannot be bound until DAD is done (about a second):
-        # retry soon rather than at the next periodic refresh.
-        if self.listeners.missing and not (self.retry and self.retry.active()):
-            self.retry = self.reactor.callLater(RETRY_LISTEN, self._listen)
 
     def _local_names(self) -> LocalNames:
         name = self.args.hostname or self.config["hostname"] or socket.gethostname().split(".")[0]
+        now = datetime.now(UTC)
+        leases = read_leases(self.perm / "dhcp4d" / "leases.json")
+        self._expire_at([lease.expiry for lease in leases if lease.expiry and lease.expiry > now])
         return LocalNames(
             name,
             self._router_addresses(),
-            read_leases(self.perm / "dhcp4d" / "leases.json"),
-            datetime.now(UTC),
+            leases,
+            now,
             domain=self.config["domain"],
             ttl=self.config["local_ttl"],
         )
+
+    def _expire_at(self, expiries: list[datetime]) -> None:
+        """Rebuild the local names when the next lease runs out (its name must go)."""
+        if self.expiry is not None and self.expiry.active():
+            self.expiry.cancel()
+        self.expiry = None
+        if expiries:
+            delay = (min(expiries) - datetime.now(UTC)).total_seconds()
+            self.expiry = self.reactor.callLater(max(delay, 0) + 1, self._refresh)
 
     def _router_addresses(self) -> list:
         """The router's name points at lan0: interfaces.json's address, else the kernel's."""
@@ -141,7 +114,7 @@ class DnsService(Service):
         else:
             if configured is not None and configured.addr is not None:
                 out.append(configured.addr.ip)
-        for a in self.ifaddrs:
+        for a in self.net.addresses(lan):
             ip = a.interface.ip
             if a.ifname == lan and not ip.is_link_local and ip not in out:
                 if ip.version == 4 and any(x.version == 4 for x in out):
@@ -150,13 +123,9 @@ class DnsService(Service):
         return out
 
     def stop(self):
-        if self.periodic.running:
-            self.periodic.stop()
-        if self.retry and self.retry.active():
-            self.retry.cancel()
+        if self.expiry is not None and self.expiry.active():
+            self.expiry.cancel()
         self.forwarder.stop()
-        self.mgmt.stop()
-        return self.listeners.stop()
 
 
 main = DnsService.main

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from router7.netconfigd.config import Forwarding, WireguardInterface
+from router7.runtime.uplink import uplink_patterns
 
 FILTER_TABLE = ("inet", "router7")
 NAT_TABLE = ("ip", "router7-nat")
@@ -240,7 +241,12 @@ def build(spec: FirewallSpec) -> Ruleset:
         chains=(
             Chain(
                 "input",
-                tuple([*_counters("inputc"), f'iifname "{up}" jump input_uplink']),
+                # Input from every uplink (uplink*, and --uplink) is filtered, as the
+                # management listeners stay off every uplink: one definition of both.
+                tuple(
+                    [*_counters("inputc")]
+                    + [f'iifname "{p}" jump input_uplink' for p in uplink_patterns(up)]
+                ),
                 "type filter hook input priority filter; policy accept;",
             ),
             Chain("input_uplink", tuple(input_uplink)),

@@ -53,8 +53,10 @@ class NftCounterCollector:
 
 
 class Metrics:
-    def __init__(self, read_counters: Callable[[], dict]):
-        self.registry = CollectorRegistry()
+    def __init__(
+        self, read_counters: Callable[[], dict], registry: CollectorRegistry | None = None
+    ):
+        self.registry = registry if registry is not None else CollectorRegistry()
         self.registry.register(NftCounterCollector(read_counters))
         self.applies = Counter("netconfigd_applies", "apply runs", registry=self.registry)
         self.apply_errors = Counter(

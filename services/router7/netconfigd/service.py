@@ -17,12 +17,10 @@ from router7.netconfigd.apply import Applier
 from router7.netconfigd.config import ConfigStore
 from router7.netconfigd.metrics import Metrics
 from router7.netconfigd.nft import own_counters
-from router7.runtime.mgmt import ManagementListener, management_site
 from router7.runtime.service import Service
 
 log = logging.getLogger(__name__)
 
-METRICS_PORT = 8066
 RETRY_SECONDS = 30.0
 # After an apply, these re-read addresses and leases (reference §0.3; dhcp4d refreshes
 # its listeners, the others re-bind to the new addresses).
@@ -56,35 +54,21 @@ def resolve(host: str) -> list:
 class Netconfigd(Service):
     name = "netconfigd"
     description = "Applies interfaces, leases, routes and the nftables firewall."
-    http = None
     _retry = None
 
     @classmethod
     def add_arguments(cls, parser):
         parser.add_argument("--once", action="store_true", help="apply once and exit (1 on errors)")
-        parser.add_argument(
-            "--metrics-port", type=int, default=METRICS_PORT, help="LAN-only /metrics port (0: off)"
-        )
 
     def start(self):
         self.store = ConfigStore(self.perm, self.run_dir / "netconfigd-last-good")
         self.applier = Applier(state_file=self.run_dir / "netconfigd-firewall.json")
         logging.getLogger("pyroute2").setLevel(max(logging.INFO, log.getEffectiveLevel()))
-        self.metrics = Metrics(lambda: own_counters(self.applier.nft))
-        self.http = None
+        self.metrics = Metrics(lambda: own_counters(self.applier.nft), self.registry)
         self._retry = None
         ok = self.apply_now()
         if self.args.once:
             self.shutdown(0 if ok else 1)
-            return
-        if self.args.metrics_port:
-            self.http = ManagementListener(
-                self.reactor,
-                management_site(registry=self.metrics.registry),
-                self.args.metrics_port,
-                uplink=self.args.uplink,
-            )
-            self.http.refresh()
 
     def reload(self):
         self.apply_now()
@@ -92,8 +76,6 @@ class Netconfigd(Service):
     def stop(self):
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
-        if self.http is not None:
-            self.http.stop()
 
     def apply_now(self, notify: bool = True) -> bool:
         """Load, plan, apply; True if everything applied cleanly."""
@@ -117,8 +99,7 @@ class Netconfigd(Service):
         )
         if self.args.once:
             return not (result.errors or config_errors)
-        if self.http is not None:
-            self.http.refresh()
+        self.listeners.refresh()  # our own addresses may be new
         if notify:
             for service in NOTIFY:
                 self.notify(service)

@@ -2,8 +2,9 @@
 
 Wires the pure parts together: inputs.py reads the files, plan.py decides the
 RA's content, schedule.py decides when, wire.py encodes, transport.py sends.
-Signals: SIGUSR1 re-reads the files and lan0 and sends an RA at once; SIGTERM
-sends a final RA with router lifetime 0 (RFC 4861 §6.2.5) and exits.
+lan0 and the uplink's IPv6 default route come from the runtime's netlink view
+and its events. Signals: SIGUSR1 re-reads the files and sends an RA at once;
+SIGTERM sends a final RA with router lifetime 0 (RFC 4861 §6.2.5) and exits.
 """
 
 from __future__ import annotations
@@ -12,9 +13,6 @@ import errno
 import logging
 import random
 
-from twisted.internet import task
-
-from router7.runtime.mgmt import ManagementListener, management_site
 from router7.runtime.service import Service
 from router7.runtime.statefile import StateFileError
 
@@ -28,7 +26,6 @@ log = logging.getLogger(__name__)
 # Persist the memory of advertised prefixes when a host expiry moved this much
 # (not after every RA: /perm is flash).
 _MEMORY_SLACK = 600.0
-_FACTS_RETRY = 1.0
 
 
 class Radvd(Service):
@@ -37,36 +34,22 @@ class Radvd(Service):
     name = "radvd"
     description = "IPv6 router advertisements on the LAN"
 
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        parser.add_argument(
-            "--http-port", type=int, default=8068, help="port of /metrics on LAN addresses; 0: off"
-        )
-        parser.add_argument(
-            "--route-poll",
-            type=float,
-            default=5.0,
-            help="seconds between checks for the uplink's IPv6 default route",
-        )
-
     def __init__(
         self,
         args,
         reactor,
         *,
-        lan_facts=netlink.lan_facts,
-        default_route=netlink.has_default_route,
         transport_factory=IcmpTransport,
         rng: random.Random | None = None,
+        **kw,
     ):
-        super().__init__(args, reactor)
-        self._lan_facts = lan_facts
-        self._default_route_fn = default_route
+        super().__init__(args, reactor, **kw)
         self._transport_factory = transport_factory
         self.config = Config()
         self.lease = None
         self.extra: tuple = ()
         self.facts = None
+        self._waiting = False  # for lan0; logged once
         self.default_route = False
         self.transport = None
         self.planner = Planner()
@@ -75,9 +58,6 @@ class Radvd(Service):
         self.scheduler = Scheduler(
             reactor, self._send, self.config.effective_min_interval, self.config.max_interval, rng
         )
-        self._route_poll = None
-        self._facts_retry = None
-        self.http = None
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -88,26 +68,32 @@ class Radvd(Service):
             log.warning("ignoring %s", e)
         self._persisted = self.planner.memory()
         self._read_inputs()
-        self.default_route = self._check_default_route()
-        self._route_poll = task.LoopingCall(self._poll_default_route)
-        self._route_poll.clock = self.reactor
-        self._route_poll.start(self.args.route_poll, now=False)
+        self.default_route = netlink.has_default_route(self.net, self.args.uplink)
         self._bring_up()
-        port = getattr(self.args, "http_port", 0)
-        if port:
-            self.http = ManagementListener(
-                self.reactor, management_site(), port, uplink=self.args.uplink
-            )
-            self.http.refresh()
 
     def reload(self) -> None:
-        log.info("SIGUSR1: re-reading %s, %s and %s", inputs.LEASE, inputs.CONFIG, self.args.lan)
+        log.info("SIGUSR1: re-reading %s and %s", inputs.LEASE, inputs.CONFIG)
         self._read_inputs()
-        self.default_route = self._check_default_route()
         self._bring_up()
         self.scheduler.kick()
-        if self.http is not None:
-            self.http.refresh()
+
+    def net_changed(self, changes) -> None:
+        """Events instead of polls: the default route (router lifetime) and lan0's facts."""
+        now = netlink.has_default_route(self.net, self.args.uplink)
+        if now != self.default_route:
+            self.default_route = now
+            log.info(
+                "%s %s an IPv6 default route: router lifetime %s",
+                self.args.uplink,
+                "has" if now else "lost its",
+                self.config.effective_router_lifetime if now else 0,
+            )
+            self.scheduler.kick()
+        if any(c.kind != "route" for c in changes):
+            facts = self.facts
+            self._bring_up()
+            if self.facts is not None and self.facts != facts:
+                self.scheduler.kick()
 
     def stop(self):
         if self.transport is not None and self.facts is not None and self.last_advert is not None:
@@ -117,15 +103,9 @@ class Radvd(Service):
             if advert is not None and self._transmit(advert.final(), None):
                 log.info("sent the final RA (router lifetime 0)")
         self.scheduler.stop()
-        if self._route_poll is not None and self._route_poll.running:
-            self._route_poll.stop()
-        if self._facts_retry is not None and self._facts_retry.active():
-            self._facts_retry.cancel()
         if self.transport is not None:
             self.transport.close()
         self._persist_memory(force=True)
-        if self.http is not None:
-            self.http.stop()
 
     # --- inputs -------------------------------------------------------------
 
@@ -149,39 +129,19 @@ class Radvd(Service):
         except StateFileError as e:
             log.error("keeping the previous extra prefixes: %s", e)
 
-    def _check_default_route(self) -> bool:
-        try:
-            return bool(self._default_route_fn(self.args.uplink))
-        except Exception as e:  # netlink trouble must not stop the RAs
-            log.warning("cannot check the default route on %s: %s", self.args.uplink, e)
-            return self.default_route
-
-    def _poll_default_route(self) -> None:
-        now = self._check_default_route()
-        if now != self.default_route:
-            self.default_route = now
-            log.info(
-                "%s %s an IPv6 default route: router lifetime %s",
-                self.args.uplink,
-                "has" if now else "lost its",
-                self.config.effective_router_lifetime if now else 0,
-            )
-            self.scheduler.kick()
-
     def _bring_up(self) -> None:
-        """(Re)learn lan0 and open the socket; retry every second until lan0 is usable."""
-        if self._facts_retry is not None and self._facts_retry.active():
-            self._facts_retry.cancel()
+        """(Re)learn lan0 and open the socket; netlink events call again until lan0 is usable."""
         try:
-            facts = self._lan_facts(self.args.lan)
-        except (netlink.NoInterface, OSError) as e:
+            facts = netlink.lan_facts(self.net, self.args.lan)
+        except netlink.NoInterface as e:
             if self.facts is not None:
                 log.error("%s; stopping RAs until it is back", e)
-            else:
-                log.warning("%s; retrying", e)
+            elif not self._waiting:
+                log.warning("%s; waiting for it", e)
+                self._waiting = True
             self._take_down()
-            self._facts_retry = self.reactor.callLater(_FACTS_RETRY, self._bring_up)
             return
+        self._waiting = False
         if self.transport is not None and self.transport.ifindex != facts.ifindex:
             self._take_down()
         self.facts = facts
@@ -240,7 +200,7 @@ class Radvd(Service):
             metrics.SEND_ERRORS.inc()
             log.warning("sending an RA to %s failed: %s", dst, e)
             if e.errno in (errno.EADDRNOTAVAIL, errno.ENODEV, errno.ENXIO, errno.EINVAL):
-                self.reactor.callLater(0, self._bring_up)  # lan0 changed under us
+                self.reactor.callLater(0, self._bring_up)  # lan0 changed under us (events follow)
             return False
         metrics.RAS_SENT.labels("multicast" if destination is None else "unicast").inc()
         metrics.record_advert(advert)

@@ -1,22 +1,16 @@
-"""Management HTTP listeners that exist only on the LAN side.
+"""Management HTTP sites: for private clients only, with /metrics.
 
-A router's status pages and metrics must never be reachable from the internet.
-Rather than binding 0.0.0.0 and filtering, we bind each private address of each
-non-uplink interface (as gokrazy's PrivateInterfaceAddrs does), and recompute
-the set whenever the service is told addresses changed (SIGUSR1).
+Where they listen is listeners.py's job (private addresses off the uplinks);
+this is the second fence, for traffic that reaches a LAN address anyway.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
-from prometheus_client import REGISTRY, CollectorRegistry
-from prometheus_client.twisted import MetricsResource
-from twisted.internet.error import CannotListenError
-from twisted.web import resource, server
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from twisted.web import pages, resource, server
 
 log = logging.getLogger(__name__)
 
@@ -34,103 +28,7 @@ _PRIVATE_NETS = [
     )
 ]
 # gokrazy's gdns ULA, which is reachable from elsewhere by design.
-_EXCLUDED_NETS = [ipaddress.ip_network("fdf5:3606:2a21::/48")]
-
-
-@dataclass(frozen=True)
-class InterfaceAddress:
-    ifname: str
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def is_uplink(ifname: str, uplink: str) -> bool:
-    """uplink0, uplink1, ... and the configured uplink are all on the internet side."""
-    return ifname == uplink or ifname.startswith("uplink")
-
-
-def private_bind_addresses(
-    addresses: Iterable[InterfaceAddress], uplink: str = "uplink0"
-) -> list[str]:
-    """The addresses a management listener may bind: private ones off the uplink.
-
-    IPv6 link-local addresses get a ``%ifname`` zone, which bind() needs.
-    """
-    out = []
-    for a in addresses:
-        if is_uplink(a.ifname, uplink):
-            continue
-        if not any(a.address in n for n in _PRIVATE_NETS):
-            continue
-        if any(a.address in n for n in _EXCLUDED_NETS):
-            continue
-        text = str(a.address)
-        if a.address.version == 6 and a.address.is_link_local:
-            text = f"{text}%{a.ifname}"
-        out.append(text)
-    return sorted(set(out))
-
-
-def kernel_addresses() -> list[InterfaceAddress]:
-    """Every address of every interface in this network namespace, via netlink."""
-    from pyroute2 import IPRoute  # imported lazily: unit tests need no netlink
-
-    with IPRoute() as ipr:
-        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
-        return [
-            InterfaceAddress(
-                names.get(msg["index"], "?"), ipaddress.ip_address(msg.get_attr("IFA_ADDRESS"))
-            )
-            for msg in ipr.get_addr()
-            if msg.get_attr("IFA_ADDRESS")
-        ]
-
-
-class ManagementListener:
-    """Keeps one TCP listener per private address for ``site``; call refresh() on changes."""
-
-    def __init__(
-        self,
-        reactor,
-        site: server.Site,
-        port: int,
-        uplink: str = "uplink0",
-        addresses: Callable[[], Iterable[InterfaceAddress]] = kernel_addresses,
-        extra_addresses: Callable[[], Iterable[str]] = lambda: (),
-    ):
-        self.reactor = reactor
-        self.site = site
-        self.port = port
-        self.uplink = uplink
-        self._addresses = addresses
-        self._extra = extra_addresses
-        self.listeners: dict[str, object] = {}
-
-    def wanted(self) -> set[str]:
-        return set(private_bind_addresses(self._addresses(), self.uplink)) | set(self._extra())
-
-    def refresh(self) -> None:
-        """Close listeners of vanished addresses, open listeners on new ones."""
-        wanted = self.wanted()
-        for address in sorted(set(self.listeners) - wanted):
-            self.listeners.pop(address).stopListening()
-            log.info("management :%d no longer on %s", self.port, address)
-        for address in sorted(wanted - set(self.listeners)):
-            try:
-                self.listeners[address] = self.reactor.listenTCP(
-                    self.port, self.site, interface=address
-                )
-            except CannotListenError as e:
-                # e.g. an IPv6 address still tentative; the next refresh tries again
-                log.warning(
-                    "management :%d cannot listen on %s: %s", self.port, address, e.socketError
-                )
-                continue
-            log.info("management :%d listening on %s", self.port, address)
-
-    def stop(self) -> None:
-        for listener in self.listeners.values():
-            listener.stopListening()
-        self.listeners.clear()
+EXCLUDED_NETS = [ipaddress.ip_network("fdf5:3606:2a21::/48")]
 
 
 def is_private(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -182,14 +80,56 @@ class _PrivateOnly(resource.Resource):
         return self.inner.getChildWithDefault(path, request)
 
 
+class Pages(resource.Resource):
+    """A service's pages: ``index`` at ``/``, ``children`` by name, /metrics added by
+    management_site; anything else is 404."""
+
+    def __init__(self, index: resource.Resource, children: dict[bytes, resource.Resource]):
+        super().__init__()
+        self.index = index
+        for name, child in children.items():
+            self.putChild(name, child)
+
+    def getChildWithDefault(self, path, request):
+        if path == b"":
+            return self.index
+        return super().getChildWithDefault(path, request)
+
+    def getChild(self, path, request):
+        return pages.notFound()
+
+
+class MetricsPage(resource.Resource):
+    """/metrics rendered in the reactor thread: a router's few metrics need no WSGI thread pool."""
+
+    isLeaf = True
+
+    def __init__(self, registry: CollectorRegistry):
+        super().__init__()
+        self.registry = registry
+
+    def render_GET(self, request):
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
+        return generate_latest(self.registry)
+
+
 def management_site(
-    root: resource.Resource | None = None, registry: CollectorRegistry = REGISTRY
+    root: resource.Resource | None = None,
+    registry: CollectorRegistry = REGISTRY,
+    quiet: bool = False,
 ) -> server.Site:
-    """A Site serving ``root`` to private clients only, with Prometheus metrics under /metrics."""
+    """A Site serving ``root`` to private clients only, with Prometheus metrics under /metrics.
+
+    ``quiet``: no access log (pages reloaded or scraped every few seconds).
+    """
     root = root if root is not None else _Index()
-    root.putChild(b"metrics", MetricsResource(registry=registry))
+    if b"metrics" not in root.children:
+        root.putChild(b"metrics", MetricsPage(registry))
     site = server.Site(_PrivateOnly(root))
     site.displayTracebacks = False
+    if quiet:
+        site.log = lambda request: None
+        site.noisy = False
     return site
 
 

@@ -14,17 +14,22 @@ machine without sockets; the Service subclass wires that core to the reactor.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
 import sys
 from pathlib import Path
 
+from prometheus_client import REGISTRY, CollectorRegistry
 from twisted.internet import defer
 from twisted.logger import STDLibLogObserver, globalLogBeginner
+from twisted.web import resource, server
 
-from router7.runtime import notify, sdnotify
-from router7.runtime.mgmt import ManagementListener, management_site
+from router7.runtime import notify, ports, sdnotify
+from router7.runtime.listeners import ListenerPool
+from router7.runtime.mgmt import management_site
+from router7.runtime.netlink import Change, NetlinkMonitor, NetState
 
 log = logging.getLogger(__name__)
 
@@ -64,23 +69,44 @@ def setup_logging(level: str, service: str) -> None:
 
 
 class Service:
-    """Base class of a daemon. Subclasses set ``name`` and override the hooks."""
+    """Base class of a daemon. Subclasses set ``name`` and override the hooks.
+
+    The runtime owns what every daemon shares: the process's metrics registry
+    (``self.registry``), the kernel's links, addresses and routes kept current
+    by netlink events (``self.net``), and the pool of LAN-only listeners
+    (``self.listeners``) with the management HTTP site on ``--http-port``.
+    """
 
     name = "service"
     description = ""
     uses_uplink = True
     uses_lan = True
-    # Services without an HTTP page of their own set a port here: the runtime then
-    # serves /metrics on it (LAN-only, --metrics-port, 0 turns it off).
-    metrics_port: int | None = None
+    # The management HTTP port's default; None: ports.HTTP[name], if there is one.
+    http_port: int | None = None
 
-    def __init__(self, args: argparse.Namespace, reactor):
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        reactor,
+        *,
+        registry: CollectorRegistry | None = None,
+        net: NetState | None = None,
+    ):
         self.args = args
         self.reactor = reactor
         self.perm = Path(args.perm)
         self.run_dir = Path(args.run_dir)
         self.exit_code = 0
-        self._metrics: ManagementListener | None = None
+        self.registry = registry if registry is not None else CollectorRegistry()
+        # An injected view (tests) is the caller's to fill; otherwise netlink keeps ours.
+        self._watch_netlink = net is None
+        self.net = net if net is not None else NetState()
+        self._monitor: NetlinkMonitor | None = None
+        self._shutting_down = False
+        self._ready = False
+        self.listeners = ListenerPool(
+            reactor, self.net.addresses, getattr(args, "uplink", "uplink0")
+        )
 
     # --- hooks for subclasses ---------------------------------------------
 
@@ -101,6 +127,17 @@ class Service:
     def stop(self):
         """Called once before the reactor stops (SIGTERM, SIGINT); may return a Deferred."""
 
+    def http_root(self) -> resource.Resource | None:
+        """The service's own pages on the management port (None: an index and /metrics)."""
+        return None
+
+    def http_site(self) -> server.Site:
+        """What the management port serves; /metrics shows ``self.registry``."""
+        return management_site(self.http_root(), self.registry)
+
+    def net_changed(self, changes: list[Change]) -> None:
+        """Links, addresses or routes changed (``self.net`` is current already)."""
+
     # --- helpers -----------------------------------------------------------
 
     def notify(self, service: str) -> bool:
@@ -109,6 +146,7 @@ class Service:
 
     def shutdown(self, exit_code: int = 0) -> None:
         self.exit_code = exit_code
+        self._shutting_down = True
         if self.reactor.running:
             self.reactor.stop()
 
@@ -137,14 +175,24 @@ class Service:
             choices=["debug", "info", "warning", "error"],
             help="least severe log level shown",
         )
-        if cls.metrics_port is not None:
-            p.add_argument(
-                "--metrics-port",
-                type=int,
-                default=cls.metrics_port,
-                help="serve /metrics on this TCP port on private (LAN) addresses; 0: off",
-            )
         cls.add_arguments(p)
+        port = cls.http_port if cls.http_port is not None else ports.HTTP.get(cls.name)
+        if port is not None:
+            p.add_argument(
+                "--http-port",
+                type=int,
+                default=port,
+                help="management HTTP port (/metrics and the service's pages) on private "
+                "(LAN) addresses; 0: off",
+            )
+            # The names each service had before, kept so old command lines still work.
+            # A service's own flag of the same name (dnsd's DNS --port) wins.
+            for alias in ("--metrics-port", "--port"):
+                with contextlib.suppress(argparse.ArgumentError):
+                    p.add_argument(
+                        alias, dest="http_port", type=int, default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS,
+                    )  # fmt: skip
         return p
 
     @classmethod
@@ -153,7 +201,7 @@ class Service:
         setup_logging(args.log_level, cls.name)
         from twisted.internet import reactor
 
-        sys.exit(cls(args, reactor).run())
+        sys.exit(cls(args, reactor, registry=REGISTRY).run())
 
     def run(self) -> int:
         """Run the reactor until shutdown; returns the exit code."""
@@ -180,20 +228,38 @@ class Service:
             log.exception("%s failed", hook.__name__)
 
     def _reload(self) -> None:
-        if self._metrics is not None:
-            self._metrics.refresh()  # addresses may have changed
+        self._safe(self.listeners.refresh)  # a safety net; address events do this too
         self._safe(self.reload)
 
+    def _net_changed(self, changes: list[Change]) -> None:
+        if any(c.kind != "route" for c in changes):
+            self._safe(self.listeners.refresh)
+        if not self._ready:
+            return  # start() reads self.net itself, once it runs
+        try:
+            self.net_changed(changes)
+        except Exception:
+            log.exception("handling netlink changes failed")
+
     def _started(self) -> None:
-        # Only for services that asked for it: others may serve a registry of their own.
-        port = getattr(self.args, "metrics_port", 0) if self.metrics_port is not None else 0
-        if port:
-            uplink = getattr(self.args, "uplink", "uplink0")
-            self._metrics = ManagementListener(self.reactor, management_site(), port, uplink=uplink)
-            self._metrics.refresh()
+        if self._watch_netlink:
+            try:
+                self._monitor = NetlinkMonitor(self.reactor, self.net, self._net_changed)
+                self._monitor.start()
+            except OSError as e:
+                log.error("start failed: netlink: %s", e)
+                self.shutdown(1)
+                return
         d = defer.maybeDeferred(self.start)
 
         def ready(_):
+            if self._shutting_down:
+                return  # e.g. netconfigd --once
+            port = getattr(self.args, "http_port", 0)
+            if port:
+                self.listeners.tcp(port, self.http_site())
+            self.listeners.refresh()
+            self._ready = True
             sdnotify.sd_notify("READY=1")
             log.info("ready")
 
@@ -207,8 +273,10 @@ class Service:
 
     def _stopping(self):
         sdnotify.sd_notify("STOPPING=1")
-        if self._metrics is not None:
-            self._metrics.stop()
-        return defer.maybeDeferred(self.stop).addErrback(
+        if self._monitor is not None:
+            self._monitor.stop()
+        closed = self.listeners.stop()
+        stopped = defer.maybeDeferred(self.stop).addErrback(
             lambda f: log.error("stop failed: %s", f.value)
         )
+        return defer.gatherResults([closed, stopped], consumeErrors=True)

@@ -14,12 +14,11 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry, Counter
 from twisted.internet import defer
-from twisted.web import pages, resource, server
+from twisted.web import resource, server
 
-from router7.runtime.mgmt import management_site
+from router7.runtime.mgmt import Pages, management_site
 from router7.statusd import collect, render
 from router7.statusd.links import Links, url_host
 
@@ -141,43 +140,10 @@ def _links_for(request, port: int, **kw) -> Links:
     return Links(url_host(request.getHeader(b"host"), request.getHost().host), port, **kw)
 
 
-class Root(resource.Resource):
-    def __init__(self, status: Status):
-        super().__init__()
-        self.html = HtmlPage(status)
-        self.putChild(b"status.json", JsonPage(status))
-
-    def getChildWithDefault(self, path, request):
-        # management_site already refused non-private clients.
-        if path == b"":
-            return self.html
-        return super().getChildWithDefault(path, request)
-
-    def getChild(self, path, request):
-        return pages.notFound()
-
-
-class MetricsPage(resource.Resource):
-    """/metrics rendered in the reactor thread: our few counters need no WSGI thread pool."""
-
-    isLeaf = True
-
-    def __init__(self, registry: CollectorRegistry):
-        super().__init__()
-        self.registry = registry
-
-    def render_GET(self, request):
-        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
-        return generate_latest(self.registry)
-
-
 def make_site(status: Status, registry: CollectorRegistry) -> server.Site:
-    root = Root(status)
-    site = management_site(root, registry)
-    root.putChild(b"metrics", MetricsPage(registry))
-    site.log = lambda request: None  # a page reloaded on a phone is not worth a log line
-    site.noisy = False
-    return site
+    # quiet: a page reloaded on a phone is not worth a log line
+    root = Pages(HtmlPage(status), {b"status.json": JsonPage(status)})
+    return management_site(root, registry, quiet=True)
 
 
 def links_factory(port: int, **kw) -> Callable[[object], Links]:

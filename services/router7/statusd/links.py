@@ -6,18 +6,8 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
-# /metrics ports (reference §0.2 and each service's defaults).
-METRICS_PORTS = {
-    "dhcp4": 8069,
-    "dhcp6": 8070,
-    "netconfigd": 8066,
-    "dhcp4d": 8067,
-    "radvd": 8068,
-    "dnsd": 8053,
-    "captured": 5080,
-    "diagd": 7733,
-    "backupd": 8077,
-}
+from router7.runtime import ports
+
 # Services with a page of their own at "/" on their metrics port.
 PAGES = {"dhcp4d": "leases", "diagd": "check tree", "captured": "capture", "backupd": "backup"}
 
@@ -28,11 +18,20 @@ _HOSTNAME = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
 class Links:
     host: str  # as it goes into a URL: a name, a.b.c.d or [v6]
     own_port: int
-    metrics_ports: dict[str, int] = field(default_factory=lambda: dict(METRICS_PORTS))
-    capture_port: int = 5080
-    capture_ssh_port: int = 5022
-    backup_port: int = 8077
-    diagd_port: int = 7733
+    metrics_ports: dict[str, int] = field(default_factory=lambda: dict(ports.HTTP))
+    capture_ssh_port: int = ports.CAPTURED_SSH
+
+    @property
+    def capture_port(self) -> int:
+        return self.metrics_ports.get("captured", ports.HTTP["captured"])
+
+    @property
+    def backup_port(self) -> int:
+        return self.metrics_ports.get("backupd", ports.HTTP["backupd"])
+
+    @property
+    def diagd_port(self) -> int:
+        return self.metrics_ports.get("diagd", ports.HTTP["diagd"])
 
     def url(self, port: int, path: str = "/") -> str:
         return f"http://{self.host}{'' if port == 80 else f':{port}'}{path}"
