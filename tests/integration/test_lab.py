@@ -124,8 +124,7 @@ def test_isp_delegates_a_48_and_routes_it(lab: Lab, tmp_path: Path, wait_until) 
         # address in its /48, the internet host's answer comes back via isp.
         inside = prefix.split("/")[0] + "1"
         lab.exec("router", "ip", "-6", "addr", "add", f"{inside}/64", "dev", "lan0", "nodad")
-        isp_ll = lab.link_local("isp", "down0")
-        lab.exec("router", "ip", "-6", "route", "add", "default", "via", isp_ll, "dev", "uplink0")
+        lab.route_router_via_isp(6)
         url = f"http://[{a.internet_v6}]/"
         got = lab.exec("router", "curl", "-sS", "--max-time", "5", "--interface", inside, url)
         assert got.stdout == a.http_body
@@ -133,6 +132,28 @@ def test_isp_delegates_a_48_and_routes_it(lab: Lab, tmp_path: Path, wait_until) 
         client.run("-r", "-P", "-N")
         wait_until(lambda: want not in lab.pd_routes(), what="the hook to remove the route")
         assert prefix not in {le["prefix"] for le in lab.leases6()}
+    finally:
+        lab.reset_node("router")
+
+
+@root
+def test_router_routes_via_isp_even_after_an_ra_installed_the_default(lab: Lab, wait_until) -> None:
+    """The race behind a flake: the ISP's RA installs the router's IPv6 default
+    route (proto ra) before a test sets it; setting it must still work, twice."""
+    isp_ll = lab.link_local("isp", "down0")
+
+    def ra_default() -> bool:
+        lab.exec("router", "rdisc6", "-1", "-w", "500", "uplink0", check=False)  # solicit an RA
+        out = lab.exec("router", "ip", "-6", "route", "show", "default", "proto", "ra").stdout
+        return f"via {isp_ll} dev uplink0" in out
+
+    try:
+        wait_until(ra_default, timeout=20, interval=1, what="the RA-learned default route")
+        lab.route_router_via_isp(6)
+        lab.route_router_via_isp(6)
+        v6 = lab.exec("router", "ip", "-6", "route", "show", "default").stdout
+        assert v6.count(f"via {isp_ll} dev uplink0") == 1, v6
+        assert "proto ra" not in v6, v6  # ours now: it does not expire with the RA's lifetime
     finally:
         lab.reset_node("router")
 

@@ -202,7 +202,7 @@ class Net:
     def isp_routes_to_router(self) -> None:
         """What the ISP does for a delegated prefix, and what RAs give the router."""
         ll = self.link_local(self.r, "uplink0")
-        sh("ip", "-n", self.isp, "-6", "route", "add", PREFIX, "via", ll, "dev", "down0")
+        sh("ip", "-n", self.isp, "-6", "route", "replace", PREFIX, "via", ll, "dev", "down0")
         isp_ll = self.link_local(self.isp, "down0")
         sh("ip", "-n", self.r, "-6", "route", "replace", "default", "via", isp_ll, "dev", "uplink0")
 

@@ -208,7 +208,7 @@ def test_rdisc6_golden_with_default_settings(radvd):
     """router7's own radvd test, with RFC 9096 prefix lifetimes (2700/5400, not 1800/7200)
     and RFC 8106 DNSSL lifetime (3 × MaxRtrAdvInterval = 1800, not 1200)."""
     radvd.write_lease("2001:db8:100::/48")
-    sh(f"ip -n {ROUTER} -6 route add default via fe80::1 dev uplink0")
+    sh(f"ip -n {ROUTER} -6 route replace default via fe80::1 dev uplink0")
     radvd.start(config={})
     out = sh("rdisc6 -1 eth0", ns=HOST)
     assert out.split("\n", 1)[1] == GOLDEN
@@ -270,7 +270,7 @@ def test_default_route_follows_the_uplink_and_sigterm_withdraws_it(radvd):
     wait_for(lambda: in_prefix("2001:db8:100:0:"), "SLAAC", 15.0, logs=[radvd.log])
     assert default() == ""  # router lifetime 0 while uplink0 has no IPv6 default route
 
-    sh(f"ip -n {ROUTER} -6 route add default via fe80::1 dev uplink0")
+    sh(f"ip -n {ROUTER} -6 route replace default via fe80::1 dev uplink0")
     wait_for(
         lambda: f"via {LL} dev eth0" in default(),
         "the host's default route via lan0",

@@ -282,6 +282,23 @@ class Lab:
         sysctl(ns, "net.ipv4.ip_forward", 0)
         sysctl(ns, "net.ipv6.conf.all.forwarding", 0)
 
+    def route_router_via_isp(self, *families: int) -> None:
+        """Give the router default routes via the ISP, as router7-netconfigd would:
+        IPv4 via the ISP's access address, IPv6 via its link-local on down0.
+        `families` are 4 and/or 6 (default both).
+
+        `replace`, not `add`: until forwarding is on, the router accepts the
+        ISP's RAs, so the kernel may already hold the IPv6 default route via
+        that same link-local (proto ra), and `add` would fail with "File
+        exists" whenever an RA came first. Idempotent.
+        """
+        ns = self.ns("router")
+        if 4 in (families or (4,)):
+            ip(ns, "-4", "route", "replace", "default", "via", self.addr.isp_access_v4)
+        if 6 in (families or (6,)):
+            via = self.link_local("isp", "down0")
+            ip(ns, "-6", "route", "replace", "default", "via", via, "dev", "uplink0")
+
     # ---- inspection -----------------------------------------------------
 
     def link_local(self, node: str, ifname: str) -> str:
