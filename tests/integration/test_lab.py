@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from router7.lab import ADDR, PEER_NAMES, Lab, mac_for
+from router7.lab import ADDR, PEER_NAMES, Lab, LabError, mac_for, topology
 from router7.lab import procs as lab_procs
 from router7.lab.leases import current_leases4, current_leases6
 from router7.lab.netns import netns_list
@@ -262,6 +262,44 @@ def test_up_is_idempotent_and_labs_coexist(lab: Lab, wait_until) -> None:
     other.down()  # safe when nothing exists
     # The session lab did not notice.
     assert {p: lab.peer_pid(p) for p in PEER_NAMES} == before
+
+
+@root
+def test_a_failed_up_removes_what_it_created(lab: Lab, monkeypatch) -> None:
+    def leftovers(prefix: str) -> list:
+        return [
+            *(n for n in netns_list() if n.startswith(f"{prefix}-")),
+            *Path("/etc/netns").glob(f"{prefix}-*"),
+        ]
+
+    real_start = topology.peers.start
+    started: list[int] = []
+
+    def start_but_fail_dns2(lab_: Lab, name: str, timeout: float = 15.0) -> int:
+        if name == "isp-dns2":
+            raise LabError("forced: isp-dns2 did not start")
+        started.append(real_start(lab_, name, timeout=timeout))
+        return started[-1]
+
+    monkeypatch.setattr(topology.peers, "start", start_but_fail_dns2)
+
+    # A new lab: everything goes, peers that did start included.
+    fresh = Lab(f"{lab.prefix}f", lan_hosts=1)
+    with pytest.raises(LabError, match="forced"):
+        fresh.up()
+    assert started, "the failure came before any peer started: nothing tested"
+    assert not leftovers(fresh.prefix)
+    assert not fresh.exists() and not fresh.state_dir.exists()
+    assert not [pid for pid in started if lab_procs.alive(pid)]
+
+    # A running lab that fails to grow keeps what it had, loses what it added.
+    before = {p: lab.peer_pid(p) for p in PEER_NAMES}
+    nodes = lab.existing_nodes()
+    with pytest.raises(LabError, match="forced"):
+        Lab(lab.prefix, lan_hosts=len([n for n in nodes if n.startswith("lan")]) + 1).up()
+    assert lab.existing_nodes() == nodes
+    assert {p: lab.peer_pid(p) for p in PEER_NAMES} == before
+    assert dig(lab, lab.addr.isp_dns1_v4) == lab.addr.internet_v4
 
 
 def test_lease_journal_keeps_last_row_per_lease(tmp_path: Path) -> None:
