@@ -10,7 +10,6 @@ on what the servers logged (message type, source and destination).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from router7.lab.netns import which
+from tests.helpers.netns import UplinkPair, skip_unless_root_with, unique_tag
 from tests.helpers.polling import wait_for
 from tests.helpers.shell import sh
 
@@ -33,55 +32,11 @@ CLIENT = Path(sys.executable).with_name("router7-dhcp4")  # the venv's console s
 SERVER_IP = "192.0.2.1"
 
 
-def unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root for network namespaces and packet sockets"
-    missing = [t for t in ("ip", "kea-dhcp4", "dnsmasq", "nft") if not which(t)]
-    return f"needs {', '.join(missing)}" if missing else None
-
-
-class Pair:
-    """Two namespaces joined by a veth: srv/down0 (192.0.2.1/25) and cli/uplink0."""
+class Pair(UplinkPair):
+    """srv/down0 (192.0.2.1/25) and cli/uplink0, plus netconfigd's part and a filter."""
 
     def __init__(self):
-        tag = f"d4t{os.getpid() % 100000}"
-        self.srv, self.cli = f"{tag}-srv", f"{tag}-cli"
-
-    def up(self) -> Pair:
-        self.down()
-        for ns in (self.srv, self.cli):
-            sh("ip", "netns", "add", ns)
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-        sh(
-            "ip",
-            "link",
-            "add",
-            "down0",
-            "netns",
-            self.srv,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "uplink0",
-            "netns",
-            self.cli,
-        )
-        sh("ip", "-n", self.srv, "addr", "add", f"{SERVER_IP}/25", "dev", "down0")
-        sh("ip", "-n", self.srv, "link", "set", "down0", "up")
-        sh("ip", "-n", self.cli, "link", "set", "uplink0", "up")
-        return self
-
-    def down(self) -> None:
-        for ns in (self.srv, self.cli):
-            if Path("/run/netns", ns).exists():
-                for pid in sh("ip", "netns", "pids", ns, check=False).split():
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(int(pid), signal.SIGKILL)  # only our own daemons live here
-                sh("ip", "netns", "del", ns, check=False)
-
-    def exec(self, ns: str, *argv: str, **kw) -> subprocess.Popen:
-        return subprocess.Popen(["ip", "netns", "exec", ns, *argv], **kw)
+        super().__init__(unique_tag("d4t"), f"{SERVER_IP}/25")
 
     def configure(self, lease: dict) -> None:
         """Do netconfigd's part: put the leased address on uplink0."""
@@ -133,12 +88,9 @@ class Pair:
 
 @pytest.fixture(scope="module")
 def pair():
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    p = Pair().up()
-    yield p
-    p.down()
+    skip_unless_root_with("ip", "kea-dhcp4", "dnsmasq", "nft")
+    with Pair() as p:
+        yield p
 
 
 @pytest.fixture
@@ -199,7 +151,7 @@ class Kea:
         env = {**os.environ, "KEA_PIDFILE_DIR": str(self.dir), "KEA_LOCKFILE_DIR": str(self.dir)}
         (self.dir / "kea.kea-dhcp4.pid").unlink(missing_ok=True)
         with open(self.dir / "kea.stderr", "ab") as err:
-            self.proc = self.pair.exec(
+            self.proc = self.pair.popen(
                 self.pair.srv,
                 "kea-dhcp4",
                 "-c",
@@ -255,7 +207,7 @@ class Dnsmasq:
         self.proc = None
 
     def start(self) -> Dnsmasq:
-        self.proc = self.pair.exec(self.pair.srv, *self.argv, stderr=subprocess.DEVNULL)
+        self.proc = self.pair.popen(self.pair.srv, *self.argv, stderr=subprocess.DEVNULL)
         wait_for(lambda: self.log.exists() and "started" in self.log.read_text(), "dnsmasq")
         return self
 
@@ -541,7 +493,7 @@ for port, text in [(69, "tftp"), (67, "server"), (68, "one"), (53, "dns"), (68, 
 
 def test_the_socket_filter_passes_only_udp_to_port_68(net):
     """The hand-written BPF program, on a real packet socket."""
-    rx = net.exec(net.cli, sys.executable, "-c", RECEIVER, stdout=subprocess.PIPE, text=True)
+    rx = net.popen(net.cli, sys.executable, "-c", RECEIVER, stdout=subprocess.PIPE, text=True)
     try:
         assert rx.stdout.readline().strip() == "ready"
         sh("ip", "netns", "exec", net.srv, sys.executable, "-c", SENDER)

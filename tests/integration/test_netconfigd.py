@@ -26,6 +26,7 @@ import pytest
 
 from router7.netconfigd import firewall
 from router7.runtime.notify import notify
+from tests.helpers.netns import Namespaces, skip_unless_root_with
 from tests.helpers.polling import wait_for
 from tests.helpers.shell import sh
 
@@ -101,21 +102,13 @@ except OSError as e:
 """
 
 
-def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root for network namespaces"
-    for tool in ("ip", "nft"):
-        if not any(Path(d, tool).exists() for d in ("/usr/sbin", "/sbin", "/usr/bin", "/bin")):
-            return f"needs {tool}"
-    return None
-
-
-class Net:
+class Net(Namespaces):
     """The three namespaces, a perm dir, and ways to run netconfigd in them."""
 
     def __init__(self, tmp: Path):
         tag = f"nc{os.getpid() % 100000}x{int(time.monotonic() * 1000) % 100000}"
-        self.r, self.isp, self.lan = f"{tag}r", f"{tag}i", f"{tag}l"
+        super().__init__(tag, "r", "i", "l")
+        self.r, self.isp, self.lan = self.names
         self.perm = tmp / "perm"
         self.run_dir = tmp / "run"
         self.tmp = tmp
@@ -124,67 +117,16 @@ class Net:
     # --- setup ---------------------------------------------------------------
 
     def up(self) -> Net:
-        for ns in (self.r, self.isp, self.lan):
-            sh("ip", "netns", "add", ns)
-            # No DAD in the test: addresses are usable at once.
-            for key in ("all", "default"):
-                self.sysctl(ns, f"net.ipv6.conf.{key}.accept_dad", "0")
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-        sh(
-            "ip",
-            "-n",
-            self.r,
-            "link",
-            "add",
-            "eth0",
-            "address",
-            UPLINK_MAC,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "down0",
-            "netns",
-            self.isp,
-        )
-        sh(
-            "ip",
-            "-n",
-            self.r,
-            "link",
-            "add",
-            "eth1",
-            "address",
-            LAN_MAC,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            self.lan,
-        )
-        for ns, dev in (
-            (self.r, "eth0"),
-            (self.r, "eth1"),
-            (self.isp, "down0"),
-            (self.lan, "eth0"),
-        ):
-            self.sysctl(ns, f"net.ipv6.conf.{dev}.accept_dad", "0")
-        for cmd in (
-            ("addr", "add", f"{GW}/25", "dev", "down0"),
-            ("addr", "add", "2001:db8:1::1/64", "dev", "down0"),
-            ("link", "set", "down0", "up"),
-        ):
-            sh("ip", "-n", self.isp, *cmd)
-        for cmd in (
-            ("addr", "add", f"{LAN_HOST}/24", "dev", "eth0"),
-            ("addr", "add", f"{LAN_HOST6}/64", "dev", "eth0"),
-            ("link", "set", "eth0", "up"),
-            ("route", "add", "default", "via", "192.168.42.1"),
-            ("-6", "route", "add", "default", "via", "2a02:168:4a00::1"),
-        ):
-            sh("ip", "-n", self.lan, *cmd)
+        super().up()
+        # The router's ends stay down and keep their kernel names: netconfigd renames them.
+        self.veth(self.r, "eth0", self.isp, "down0", a_mac=UPLINK_MAC, up=False)
+        self.veth(self.r, "eth1", self.lan, "eth0", a_mac=LAN_MAC, up=False)
+        self.addr(self.isp, "down0", f"{GW}/25", "2001:db8:1::1/64")
+        self.ip(self.isp, "link", "set", "down0", "up")
+        self.addr(self.lan, "eth0", f"{LAN_HOST}/24", f"{LAN_HOST6}/64")
+        self.ip(self.lan, "link", "set", "eth0", "up")
+        self.ip(self.lan, "route", "replace", "default", "via", "192.168.42.1")
+        self.ip(self.lan, "-6", "route", "replace", "default", "via", "2a02:168:4a00::1")
         self.write("interfaces.json", INTERFACES)
         return self
 
@@ -196,8 +138,7 @@ class Net:
                     p.wait(10)
                 except subprocess.TimeoutExpired:
                     p.kill()
-        for ns in (self.r, self.isp, self.lan):
-            sh("ip", "netns", "del", ns, check=False)
+        super().down()
 
     def isp_routes_to_router(self) -> None:
         """What the ISP does for a delegated prefix, and what RAs give the router."""
@@ -208,22 +149,10 @@ class Net:
 
     # --- helpers -------------------------------------------------------------
 
-    @staticmethod
-    def sysctl(ns: str, key: str, value: str) -> None:
-        sh("ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"{key}={value}")
-
     def write(self, rel: str, obj) -> None:
         path = self.perm / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(obj if isinstance(obj, str) else json.dumps(obj))
-
-    def link_local(self, ns: str, dev: str) -> str:
-        for a in json.loads(sh("ip", "-n", ns, "-j", "-6", "addr", "show", "dev", dev))[0][
-            "addr_info"
-        ]:
-            if a["local"].startswith("fe80:"):
-                return a["local"]
-        raise AssertionError(f"no link-local address on {ns}/{dev}")
 
     def nft(self, *args: str) -> str:
         return sh("ip", "netns", "exec", self.r, "nft", *args)
@@ -337,14 +266,9 @@ class Net:
 
 @pytest.fixture
 def net(tmp_path):
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
-    n = Net(tmp_path)
-    try:
-        yield n.up()
-    finally:
-        n.down()
+    skip_unless_root_with("ip", "nft")
+    with Net(tmp_path) as n:
+        yield n
 
 
 def assert_kept(before: dict, after: dict) -> None:
@@ -690,9 +614,7 @@ class LabRouter:
 
 @pytest.fixture(scope="module")
 def lab_router(request, tmp_path_factory):
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
+    skip_unless_root_with("ip", "nft")
     lab = request.getfixturevalue("lab_session")
     from router7.lab import ADDR
 

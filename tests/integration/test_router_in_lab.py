@@ -15,9 +15,9 @@ import time
 import pytest
 
 from router7.lab import ADDR, Lab
-from router7.lab.router import LAN_ADDRESS, RouterServices, start_lan_clients
+from router7.lab.router import LAN_ADDRESS
 from tests.helpers.polling import log_files, wait_for
-from tests.integration.conftest import lab_unavailable, session_prefix
+from tests.integration.conftest import lab_unavailable, session_prefix, start_router
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -51,13 +51,7 @@ def router_lab():
     lab = Lab(session_prefix("e"), lan_hosts=2, addresses=SHORT)
     try:
         lab.up()
-        router = RouterServices(lab)
-        # A missing service is a packaging regression, never a reason to skip.
-        missing = NEEDED - {s.name for s in router.services()}
-        if missing:
-            pytest.fail(f"not importable from this checkout: router7 {sorted(missing)}")
-        router.start()
-        start_lan_clients(lab)
+        router = start_router(lab, NEEDED)
         yield lab, router
     finally:
         lab.down()

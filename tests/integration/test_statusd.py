@@ -21,11 +21,11 @@ import pytest
 
 from router7.lab import Lab
 from router7.lab.addresses import mac_for
-from router7.lab.router import LAN_ADDRESS, RouterServices, start_lan_clients
+from router7.lab.router import LAN_ADDRESS, RouterServices
 from router7.runtime.notify import running_pid
 from router7.statusd import collect
 from tests.helpers.polling import log_files, wait_for
-from tests.integration.conftest import lab_unavailable, session_prefix
+from tests.integration.conftest import lab_unavailable, session_prefix, start_router
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -116,13 +116,7 @@ def router_lab(tmp_path_factory):
     lab = Lab(session_prefix("s"), lan_hosts=1)
     try:
         lab.up()
-        router = RouterServices(lab)
-        # A missing service is a packaging regression, never a reason to skip.
-        missing = NEEDED - {s.name for s in router.services()}
-        if missing:
-            pytest.fail(f"not importable from this checkout: router7 {sorted(missing)}")
-        router.start()
-        start_lan_clients(lab)
+        router = start_router(lab, NEEDED)
         yield lab, router, tmp_path_factory.mktemp("statusd")
     finally:
         lab.down()
