@@ -207,42 +207,21 @@ class Net(Namespaces):
 
         wait_for(settled, "links up with link-local addresses", interval=0.05)
 
+    def netconfigd(self, *extra: str) -> list[str]:
+        """The argv of router7-netconfigd in the router namespace."""
+        module = ["-m", "router7.netconfigd.service"]
+        dirs = ["--perm", str(self.perm), "--run-dir", str(self.run_dir)]
+        return ["ip", "netns", "exec", self.r, sys.executable, *module, *dirs, *extra]
+
     def once(self, *extra: str) -> subprocess.CompletedProcess:
-        cmd = [
-            "ip",
-            "netns",
-            "exec",
-            self.r,
-            sys.executable,
-            "-m",
-            "router7.netconfigd.service",
-            "--perm",
-            str(self.perm),
-            "--run-dir",
-            str(self.run_dir),
-            "--once",
-            *extra,
-        ]
+        cmd = self.netconfigd("--once", *extra)
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
         self.settle()
         return result
 
     def daemon(self, *extra: str) -> tuple[subprocess.Popen, Path]:
         log = self.tmp / "netconfigd.log"
-        cmd = [
-            "ip",
-            "netns",
-            "exec",
-            self.r,
-            sys.executable,
-            "-m",
-            "router7.netconfigd.service",
-            "--perm",
-            str(self.perm),
-            "--run-dir",
-            str(self.run_dir),
-            *extra,
-        ]
+        cmd = self.netconfigd(*extra)
         proc = subprocess.Popen(cmd, stderr=open(log, "wb"))  # noqa: SIM115
         self.procs.append(proc)
         wait_for(lambda: "applied:" in log.read_text(), "first apply", interval=0.05, logs=[log])
@@ -250,10 +229,8 @@ class Net(Namespaces):
         return proc, log
 
     def serve(self, ns: str, addr: str, port: int) -> None:
-        p = subprocess.Popen(
-            ["ip", "netns", "exec", ns, sys.executable, "-c", SERVER, addr, str(port)],
-            stdout=subprocess.PIPE,
-            text=True,
+        p = self.popen(
+            ns, sys.executable, "-c", SERVER, addr, port, stdout=subprocess.PIPE, text=True
         )
         self.procs.append(p)
         assert p.stdout.readline().strip() == "listening"
