@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,21 @@ def skip_unless_root_with(*tools: str) -> None:
 def unique_tag(kind: str) -> str:
     """A namespace tag for this pytest process: ``kind`` plus the pid."""
     return f"{kind}{os.getpid() % 100000}"
+
+
+def router7_argv(name: str, perm: Path, run_dir: Path, *extra: str) -> list[str]:
+    """The venv's ``router7-<name>`` with its own /perm and run dir, logging at debug."""
+    exe = Path(sys.executable).with_name(f"router7-{name}")
+    return [
+        str(exe),
+        "--perm",
+        str(perm),
+        "--run-dir",
+        str(run_dir),
+        "--log-level",
+        "debug",
+        *extra,
+    ]
 
 
 class Namespaces:

@@ -22,13 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.netns import UplinkPair, skip_unless_root_with, unique_tag
+from tests.helpers.netns import UplinkPair, router7_argv, skip_unless_root_with, unique_tag
 from tests.helpers.polling import wait_for
 from tests.helpers.shell import sh
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
-CLIENT = Path(sys.executable).with_name("router7-dhcp4")  # the venv's console script
 SERVER_IP = "192.0.2.1"
 
 
@@ -48,12 +47,7 @@ class Pair(UplinkPair):
         Filtering in the server's namespace would not do: kea reads through a
         packet socket, which sees frames before any netfilter hook.
         """
-        sh(
-            "ip",
-            "netns",
-            "exec",
-            self.cli,
-            "nft",
+        self.nft(
             "-f",
             "-",
             input=(
@@ -67,23 +61,15 @@ class Pair(UplinkPair):
         )
 
     def blocked_packets(self) -> int:
-        out = sh("ip", "netns", "exec", self.cli, "nft", "list", "table", "netdev", "d4test")
+        out = self.nft("list", "table", "netdev", "d4test")
         m = re.search(r"counter packets (\d+)", out)
         return int(m.group(1)) if m else 0
 
     def unblock(self) -> None:
-        sh(
-            "ip",
-            "netns",
-            "exec",
-            self.cli,
-            "nft",
-            "delete",
-            "table",
-            "netdev",
-            "d4test",
-            check=False,
-        )
+        self.nft("delete", "table", "netdev", "d4test", check=False)
+
+    def nft(self, *args: str, **kw) -> str:
+        return sh("ip", "netns", "exec", self.cli, "nft", *args, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -234,24 +220,12 @@ class Client:
         self.proc: subprocess.Popen | None = None
         dir.mkdir(parents=True, exist_ok=True)
 
+    def argv(self) -> list[str]:
+        extra = ("--uplink", self.uplink, "--hostname", "r7test")
+        return ["ip", "netns", "exec", self.ns, *router7_argv("dhcp4", self.perm, self.run, *extra)]
+
     def start(self) -> Client:
-        argv = [
-            "ip",
-            "netns",
-            "exec",
-            self.ns,
-            str(CLIENT),
-            "--perm",
-            str(self.perm),
-            "--run-dir",
-            str(self.run),
-            "--uplink",
-            self.uplink,
-            "--hostname",
-            "r7test",
-            "--log-level",
-            "debug",
-        ]
+        argv = self.argv()
         # The log is appended to across restarts: wait for one more "ready" line.
         readies = self.log.read_text().count(" ready\n") if self.log.exists() else 0
         with open(self.log, "ab") as err:
@@ -310,11 +284,17 @@ def seconds_until(iso: str) -> float:
 # --- scenarios ---------------------------------------------------------------------
 
 
-def test_kea_obtain_renew_restart_release(net, tmp_path, cleanup):
-    kea = Kea(net, tmp_path / "kea", lifetime=20).start()
+def kea_and_client(net, tmp_path, cleanup, lifetime: int) -> tuple[Kea, Client]:
+    """kea on srv with ``lifetime`` s leases, router7-dhcp4 on cli; both stopped after."""
+    kea = Kea(net, tmp_path / "kea", lifetime=lifetime).start()
     cleanup(kea)
     client = Client(net.cli, tmp_path / "client").start()
     cleanup(client)
+    return kea, client
+
+
+def test_kea_obtain_renew_restart_release(net, tmp_path, cleanup):
+    kea, client = kea_and_client(net, tmp_path, cleanup, lifetime=20)
 
     lease = client.wait_lease()
     ip = lease["address"].split("/")[0]
@@ -358,10 +338,7 @@ def test_kea_obtain_renew_restart_release(net, tmp_path, cleanup):
 
 
 def test_kea_rebind_when_the_server_no_longer_answers_unicast(net, tmp_path, cleanup):
-    kea = Kea(net, tmp_path / "kea", lifetime=20).start()
-    cleanup(kea)
-    client = Client(net.cli, tmp_path / "client").start()
-    cleanup(client)
+    kea, client = kea_and_client(net, tmp_path, cleanup, lifetime=20)
     lease = client.wait_lease()
     ip = lease["address"].split("/")[0]
     net.block_unicast_to_server()
@@ -379,10 +356,7 @@ def test_kea_rebind_when_the_server_no_longer_answers_unicast(net, tmp_path, cle
 
 
 def test_kea_outage_longer_than_the_lease_keeps_the_files_and_recovers(net, tmp_path, cleanup):
-    kea = Kea(net, tmp_path / "kea", lifetime=12).start()
-    cleanup(kea)
-    client = Client(net.cli, tmp_path / "client").start()
-    cleanup(client)
+    kea, client = kea_and_client(net, tmp_path, cleanup, lifetime=12)
     lease = client.wait_lease()
     kea.stop()
 
@@ -506,20 +480,7 @@ def test_the_socket_filter_passes_only_udp_to_port_68(net):
 
 def test_a_missing_uplink_fails_the_start(net, tmp_path):
     client = Client(net.cli, tmp_path / "client", uplink="nosuch0")
-    argv = [
-        "ip",
-        "netns",
-        "exec",
-        net.cli,
-        str(CLIENT),
-        "--perm",
-        str(client.perm),
-        "--run-dir",
-        str(client.run),
-        "--uplink",
-        "nosuch0",
-    ]
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    p = subprocess.run(client.argv(), capture_output=True, text=True, timeout=30)
     assert p.returncode == 1
     assert "start failed" in p.stderr and "No such device" in p.stderr
     assert not client.lease_path.exists()

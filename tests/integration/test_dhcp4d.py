@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from router7.dhcp4d.pool import Pool
-from tests.helpers.netns import Namespaces, skip_unless_root_with, unique_tag
+from tests.helpers.netns import Namespaces, router7_argv, skip_unless_root_with, unique_tag
 from tests.helpers.polling import wait_for
 from tests.helpers.shell import run
 
@@ -74,23 +74,9 @@ class Daemon:
         self.dnsd_events = root / "dnsd.events"
 
     def start(self):
-        exe = Path(sys.executable).with_name("router7-dhcp4d")
+        argv = router7_argv("dhcp4d", self.perm, self.run_dir, "--lan", "lan0")
         self.proc = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                self.topo.srv,
-                str(exe),
-                "--perm",
-                str(self.perm),
-                "--run-dir",
-                str(self.run_dir),
-                "--lan",
-                "lan0",
-                "--log-level",
-                "debug",
-            ],
+            ["ip", "netns", "exec", self.topo.srv, *argv],
             stderr=open(self.log, "ab"),  # noqa: SIM115 (the child owns it)
         )
         wait_for(

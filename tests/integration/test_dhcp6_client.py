@@ -15,7 +15,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from datetime import datetime
 from ipaddress import IPv6Network
 from pathlib import Path
@@ -23,13 +22,12 @@ from pathlib import Path
 import pytest
 
 from router7.lab.netns import which
-from tests.helpers.netns import UplinkPair, skip_unless_root_with, unique_tag
+from tests.helpers.netns import UplinkPair, router7_argv, skip_unless_root_with, unique_tag
 from tests.helpers.polling import wait_for
 from tests.helpers.shell import sh
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
-CLIENT = Path(sys.executable).with_name("router7-dhcp6")  # the venv's console script
 POOL_A, POOL_B = "2001:db8:100::/40", "2001:db8:200::/40"
 
 
@@ -179,14 +177,7 @@ class Client:
                 "netns",
                 "exec",
                 self.ns,
-                str(CLIENT),
-                "--perm",
-                str(self.perm),
-                "--run-dir",
-                str(self.run_dir),
-                "--log-level",
-                "debug",
-                *args,
+                *router7_argv("dhcp6", self.perm, self.run_dir, *args),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

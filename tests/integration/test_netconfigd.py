@@ -309,6 +309,12 @@ def test_apply_twice_changes_nothing_and_counters_survive(net):
     assert net.state() == before
 
 
+def nft_check(net: Net, script: str) -> subprocess.CompletedProcess:
+    """``nft -c``: would the router's kernel accept ``script``?"""
+    argv = ["ip", "netns", "exec", net.r, "nft", "-c", "-f", "-"]
+    return subprocess.run(argv, input=script, capture_output=True, text=True, check=False)
+
+
 def test_generated_ruleset_is_valid_for_nft_check(net):
     with_leases(net)
     assert net.once().returncode == 0
@@ -318,24 +324,12 @@ def test_generated_ruleset_is_valid_for_nft_check(net):
         forwardings=parse_forwardings(FORWARDINGS, "x"), flowtable_devices=("lan0", "uplink0")
     )
     script = firewall.transaction(firewall.build(spec), None)
-    probe = subprocess.run(
-        ["ip", "netns", "exec", net.r, "nft", "-c", "-f", "-"],
-        input=script,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    probe = nft_check(net, script)
     if probe.returncode != 0 and "flowtable" in probe.stderr.lower() + script:
         # This kernel has no nf_flow_table: check the same ruleset without the fast path.
         spec = firewall.FirewallSpec(forwardings=spec.forwardings, flowtable=False)
         script = firewall.transaction(firewall.build(spec), None)
-        probe = subprocess.run(
-            ["ip", "netns", "exec", net.r, "nft", "-c", "-f", "-"],
-            input=script,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        probe = nft_check(net, script)
     assert probe.returncode == 0, probe.stderr
 
 
