@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.netns import UplinkPair, router7_argv, skip_unless_root_with, unique_tag
+from tests.helpers.peers import dnsmasq_dhcp
 from tests.helpers.polling import wait_for
 from tests.helpers.shell import sh
 
@@ -172,24 +173,15 @@ class Dnsmasq:
         self.pair, self.dir = pair, dir
         dir.mkdir(parents=True, exist_ok=True)
         self.log = dir / "dnsmasq.log"
-        self.argv = [
-            "dnsmasq",
-            "--conf-file=/dev/null",
-            "--keep-in-foreground",
-            "--no-resolv",
-            "--port=0",
-            "--no-ping",
-            "--interface=down0",
-            "--log-dhcp",
-            # dnsmasq's shortest lease is 2 min; T1/T2 options make it renew sooner.
-            "--dhcp-range=192.0.2.10,192.0.2.100,255.255.255.128,2m",
+        # dnsmasq's shortest lease is 2 min; T1/T2 options make it renew sooner.
+        options = (
             f"--dhcp-option=58,{t1}",
             f"--dhcp-option=59,{t2}",
             "--dhcp-option=6,198.51.100.53",
-            f"--dhcp-leasefile={dir / 'dnsmasq.leases'}",
-            f"--pid-file={dir / 'dnsmasq.pid'}",
-            f"--log-facility={self.log}",
-        ]
+        )
+        self.argv = dnsmasq_dhcp(
+            "down0", "192.0.2.10,192.0.2.100,255.255.255.128,2m", dir, *options
+        )
         self.proc = None
 
     def start(self) -> Dnsmasq:
