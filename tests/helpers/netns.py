@@ -6,6 +6,9 @@ unique to the pytest process, so parallel runs and the session's lab never meet.
 `down()` kills whatever still runs inside (only the test's own daemons live there)
 before deleting the namespaces; `up()` starts with it, so a crashed earlier run with
 the same tag leaves nothing in the way.
+
+Also what each such module needs around them: the skip check (root and tools) and
+the argv of a router7 daemon run inside.
 """
 
 from __future__ import annotations
