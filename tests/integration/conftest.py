@@ -6,6 +6,8 @@
 - `wait_until`: poll a predicate with a timeout.
 - `host_resolv_conf`: the host's /etc/resolv.conf as read when the session
   started (the lab must never change it).
+- `start_router(lab, needed)`: router7's services and the LAN clients in a lab;
+  a needed service missing from the checkout fails the test.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 
 from router7.lab import PEER_NAMES, Lab, LabError
 from router7.lab.netns import which
+from router7.lab.router import RouterServices, start_lan_clients
 from router7.lab.topology import REQUIRED_TOOLS
 from tests.helpers.polling import wait_for
 
@@ -39,6 +42,21 @@ def lab_unavailable() -> str | None:
 def session_prefix(suffix: str = "") -> str:
     """A lab prefix unique to this pytest process, short enough for any name."""
     return f"t{os.getpid() % 100000}{suffix}"
+
+
+def start_router(lab: Lab, needed: set[str]) -> RouterServices:
+    """Start router7's services in `lab`'s router, then the LAN clients.
+
+    A service of `needed` missing from the checkout fails the test: that can only
+    be a packaging regression, never a reason to skip.
+    """
+    router = RouterServices(lab)
+    missing = needed - {s.name for s in router.services()}
+    if missing:
+        pytest.fail(f"not importable from this checkout: router7 {sorted(missing)}")
+    router.start()
+    start_lan_clients(lab)
+    return router
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from router7.lab import ADDR, Lab
+from router7.lab import Lab
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -78,9 +78,7 @@ def backupd(lab_session: Lab, tmp_path_factory):
         lab.exec("router", "ip", "addr", "add", f"{LAN_ADDR}/24", "dev", "lan0")
         lab.exec("router", "ip", "addr", "add", f"{UPLINK_ADDR}/25", "dev", "uplink0")
         lab.exec("router", "ip", "addr", "add", f"{UPLINK_ADDR6}/64", "dev", "uplink0", "nodad")
-        lab.exec("router", "ip", "route", "add", "default", "via", ADDR.isp_access_v4)
-        isp_ll = lab.link_local("isp", "down0")
-        lab.exec("router", "ip", "-6", "route", "add", "default", "via", isp_ll, "dev", "uplink0")
+        lab.route_router_via_isp(4, 6)
         lab.exec("lan1", "ip", "addr", "replace", LAN_CLIENT, "dev", "eth0")
         cmd = [sys.executable, "-m", "router7.backupd.service", "--perm", str(perm)]
         cmd += ["--run-dir", str(tmp / "run")]

@@ -28,6 +28,7 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.utils import PcapNgReader
 
 from router7.lab import PEER_NAMES, Lab
+from tests.helpers.peers import dnsmasq_dhcp
 from tests.helpers.polling import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -256,23 +257,8 @@ def udp_ports(packets, ifname: str) -> set[tuple[int, int, int]]:
 def lan_dhcp_server(captured: Captured, tmp_path: Path):
     """dnsmasq as the LAN's DHCP server on the router's lan0, for a LAN client."""
     log = tmp_path / "dnsmasq.log"
-    proc = captured.lab.popen(
-        "router",
-        "dnsmasq",
-        "--conf-file=/dev/null",
-        "--keep-in-foreground",
-        "--no-resolv",
-        "--port=0",
-        "--no-ping",
-        "--interface=lan0",
-        "--bind-interfaces",
-        "--log-dhcp",
-        "--dhcp-range=192.168.42.50,192.168.42.99,255.255.255.0,2m",
-        f"--dhcp-leasefile={tmp_path / 'leases'}",
-        f"--pid-file={tmp_path / 'pid'}",
-        f"--log-facility={log}",
-        stderr=subprocess.DEVNULL,
-    )
+    argv = dnsmasq_dhcp("lan0", "192.168.42.50,192.168.42.99,255.255.255.0,2m", tmp_path)
+    proc = captured.lab.popen("router", *argv, "--bind-interfaces", stderr=subprocess.DEVNULL)
     wait_for(lambda: log.exists() and "started" in log.read_text(), "dnsmasq")
     yield
     proc.terminate()

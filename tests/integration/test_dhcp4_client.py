@@ -10,7 +10,6 @@ on what the servers logged (message type, source and destination).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -23,65 +22,21 @@ from pathlib import Path
 
 import pytest
 
-from router7.lab.netns import which
+from tests.helpers.netns import UplinkPair, router7_argv, skip_unless_root_with, unique_tag
+from tests.helpers.peers import dnsmasq_dhcp
 from tests.helpers.polling import wait_for
 from tests.helpers.shell import sh
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
-CLIENT = Path(sys.executable).with_name("router7-dhcp4")  # the venv's console script
 SERVER_IP = "192.0.2.1"
 
 
-def unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root for network namespaces and packet sockets"
-    missing = [t for t in ("ip", "kea-dhcp4", "dnsmasq", "nft") if not which(t)]
-    return f"needs {', '.join(missing)}" if missing else None
-
-
-class Pair:
-    """Two namespaces joined by a veth: srv/down0 (192.0.2.1/25) and cli/uplink0."""
+class Pair(UplinkPair):
+    """srv/down0 (192.0.2.1/25) and cli/uplink0, plus netconfigd's part and a filter."""
 
     def __init__(self):
-        tag = f"d4t{os.getpid() % 100000}"
-        self.srv, self.cli = f"{tag}-srv", f"{tag}-cli"
-
-    def up(self) -> Pair:
-        self.down()
-        for ns in (self.srv, self.cli):
-            sh("ip", "netns", "add", ns)
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-        sh(
-            "ip",
-            "link",
-            "add",
-            "down0",
-            "netns",
-            self.srv,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "uplink0",
-            "netns",
-            self.cli,
-        )
-        sh("ip", "-n", self.srv, "addr", "add", f"{SERVER_IP}/25", "dev", "down0")
-        sh("ip", "-n", self.srv, "link", "set", "down0", "up")
-        sh("ip", "-n", self.cli, "link", "set", "uplink0", "up")
-        return self
-
-    def down(self) -> None:
-        for ns in (self.srv, self.cli):
-            if Path("/run/netns", ns).exists():
-                for pid in sh("ip", "netns", "pids", ns, check=False).split():
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(int(pid), signal.SIGKILL)  # only our own daemons live here
-                sh("ip", "netns", "del", ns, check=False)
-
-    def exec(self, ns: str, *argv: str, **kw) -> subprocess.Popen:
-        return subprocess.Popen(["ip", "netns", "exec", ns, *argv], **kw)
+        super().__init__(unique_tag("d4t"), f"{SERVER_IP}/25")
 
     def configure(self, lease: dict) -> None:
         """Do netconfigd's part: put the leased address on uplink0."""
@@ -93,12 +48,7 @@ class Pair:
         Filtering in the server's namespace would not do: kea reads through a
         packet socket, which sees frames before any netfilter hook.
         """
-        sh(
-            "ip",
-            "netns",
-            "exec",
-            self.cli,
-            "nft",
+        self.nft(
             "-f",
             "-",
             input=(
@@ -112,33 +62,22 @@ class Pair:
         )
 
     def blocked_packets(self) -> int:
-        out = sh("ip", "netns", "exec", self.cli, "nft", "list", "table", "netdev", "d4test")
+        out = self.nft("list", "table", "netdev", "d4test")
         m = re.search(r"counter packets (\d+)", out)
         return int(m.group(1)) if m else 0
 
     def unblock(self) -> None:
-        sh(
-            "ip",
-            "netns",
-            "exec",
-            self.cli,
-            "nft",
-            "delete",
-            "table",
-            "netdev",
-            "d4test",
-            check=False,
-        )
+        self.nft("delete", "table", "netdev", "d4test", check=False)
+
+    def nft(self, *args: str, **kw) -> str:
+        return sh("ip", "netns", "exec", self.cli, "nft", *args, **kw)
 
 
 @pytest.fixture(scope="module")
 def pair():
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    p = Pair().up()
-    yield p
-    p.down()
+    skip_unless_root_with("ip", "kea-dhcp4", "dnsmasq", "nft")
+    with Pair() as p:
+        yield p
 
 
 @pytest.fixture
@@ -199,7 +138,7 @@ class Kea:
         env = {**os.environ, "KEA_PIDFILE_DIR": str(self.dir), "KEA_LOCKFILE_DIR": str(self.dir)}
         (self.dir / "kea.kea-dhcp4.pid").unlink(missing_ok=True)
         with open(self.dir / "kea.stderr", "ab") as err:
-            self.proc = self.pair.exec(
+            self.proc = self.pair.popen(
                 self.pair.srv,
                 "kea-dhcp4",
                 "-c",
@@ -234,28 +173,19 @@ class Dnsmasq:
         self.pair, self.dir = pair, dir
         dir.mkdir(parents=True, exist_ok=True)
         self.log = dir / "dnsmasq.log"
-        self.argv = [
-            "dnsmasq",
-            "--conf-file=/dev/null",
-            "--keep-in-foreground",
-            "--no-resolv",
-            "--port=0",
-            "--no-ping",
-            "--interface=down0",
-            "--log-dhcp",
-            # dnsmasq's shortest lease is 2 min; T1/T2 options make it renew sooner.
-            "--dhcp-range=192.0.2.10,192.0.2.100,255.255.255.128,2m",
+        # dnsmasq's shortest lease is 2 min; T1/T2 options make it renew sooner.
+        options = (
             f"--dhcp-option=58,{t1}",
             f"--dhcp-option=59,{t2}",
             "--dhcp-option=6,198.51.100.53",
-            f"--dhcp-leasefile={dir / 'dnsmasq.leases'}",
-            f"--pid-file={dir / 'dnsmasq.pid'}",
-            f"--log-facility={self.log}",
-        ]
+        )
+        self.argv = dnsmasq_dhcp(
+            "down0", "192.0.2.10,192.0.2.100,255.255.255.128,2m", dir, *options
+        )
         self.proc = None
 
     def start(self) -> Dnsmasq:
-        self.proc = self.pair.exec(self.pair.srv, *self.argv, stderr=subprocess.DEVNULL)
+        self.proc = self.pair.popen(self.pair.srv, *self.argv, stderr=subprocess.DEVNULL)
         wait_for(lambda: self.log.exists() and "started" in self.log.read_text(), "dnsmasq")
         return self
 
@@ -282,24 +212,12 @@ class Client:
         self.proc: subprocess.Popen | None = None
         dir.mkdir(parents=True, exist_ok=True)
 
+    def argv(self) -> list[str]:
+        extra = ("--uplink", self.uplink, "--hostname", "r7test")
+        return ["ip", "netns", "exec", self.ns, *router7_argv("dhcp4", self.perm, self.run, *extra)]
+
     def start(self) -> Client:
-        argv = [
-            "ip",
-            "netns",
-            "exec",
-            self.ns,
-            str(CLIENT),
-            "--perm",
-            str(self.perm),
-            "--run-dir",
-            str(self.run),
-            "--uplink",
-            self.uplink,
-            "--hostname",
-            "r7test",
-            "--log-level",
-            "debug",
-        ]
+        argv = self.argv()
         # The log is appended to across restarts: wait for one more "ready" line.
         readies = self.log.read_text().count(" ready\n") if self.log.exists() else 0
         with open(self.log, "ab") as err:
@@ -358,11 +276,17 @@ def seconds_until(iso: str) -> float:
 # --- scenarios ---------------------------------------------------------------------
 
 
-def test_kea_obtain_renew_restart_release(net, tmp_path, cleanup):
-    kea = Kea(net, tmp_path / "kea", lifetime=20).start()
+def kea_and_client(net, tmp_path, cleanup, lifetime: int) -> tuple[Kea, Client]:
+    """kea on srv with ``lifetime`` s leases, router7-dhcp4 on cli; both stopped after."""
+    kea = Kea(net, tmp_path / "kea", lifetime=lifetime).start()
     cleanup(kea)
     client = Client(net.cli, tmp_path / "client").start()
     cleanup(client)
+    return kea, client
+
+
+def test_kea_obtain_renew_restart_release(net, tmp_path, cleanup):
+    kea, client = kea_and_client(net, tmp_path, cleanup, lifetime=20)
 
     lease = client.wait_lease()
     ip = lease["address"].split("/")[0]
@@ -406,10 +330,7 @@ def test_kea_obtain_renew_restart_release(net, tmp_path, cleanup):
 
 
 def test_kea_rebind_when_the_server_no_longer_answers_unicast(net, tmp_path, cleanup):
-    kea = Kea(net, tmp_path / "kea", lifetime=20).start()
-    cleanup(kea)
-    client = Client(net.cli, tmp_path / "client").start()
-    cleanup(client)
+    kea, client = kea_and_client(net, tmp_path, cleanup, lifetime=20)
     lease = client.wait_lease()
     ip = lease["address"].split("/")[0]
     net.block_unicast_to_server()
@@ -427,10 +348,7 @@ def test_kea_rebind_when_the_server_no_longer_answers_unicast(net, tmp_path, cle
 
 
 def test_kea_outage_longer_than_the_lease_keeps_the_files_and_recovers(net, tmp_path, cleanup):
-    kea = Kea(net, tmp_path / "kea", lifetime=12).start()
-    cleanup(kea)
-    client = Client(net.cli, tmp_path / "client").start()
-    cleanup(client)
+    kea, client = kea_and_client(net, tmp_path, cleanup, lifetime=12)
     lease = client.wait_lease()
     kea.stop()
 
@@ -541,7 +459,7 @@ for port, text in [(69, "tftp"), (67, "server"), (68, "one"), (53, "dns"), (68, 
 
 def test_the_socket_filter_passes_only_udp_to_port_68(net):
     """The hand-written BPF program, on a real packet socket."""
-    rx = net.exec(net.cli, sys.executable, "-c", RECEIVER, stdout=subprocess.PIPE, text=True)
+    rx = net.popen(net.cli, sys.executable, "-c", RECEIVER, stdout=subprocess.PIPE, text=True)
     try:
         assert rx.stdout.readline().strip() == "ready"
         sh("ip", "netns", "exec", net.srv, sys.executable, "-c", SENDER)
@@ -554,20 +472,7 @@ def test_the_socket_filter_passes_only_udp_to_port_68(net):
 
 def test_a_missing_uplink_fails_the_start(net, tmp_path):
     client = Client(net.cli, tmp_path / "client", uplink="nosuch0")
-    argv = [
-        "ip",
-        "netns",
-        "exec",
-        net.cli,
-        str(CLIENT),
-        "--perm",
-        str(client.perm),
-        "--run-dir",
-        str(client.run),
-        "--uplink",
-        "nosuch0",
-    ]
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    p = subprocess.run(client.argv(), capture_output=True, text=True, timeout=30)
     assert p.returncode == 1
     assert "start failed" in p.stderr and "No such device" in p.stderr
     assert not client.lease_path.exists()

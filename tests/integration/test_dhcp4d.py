@@ -14,8 +14,6 @@ tmpfs over /var/lib/dhcpcd and /run, so nothing on the host changes.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from router7.dhcp4d.pool import Pool
+from tests.helpers.netns import Namespaces, router7_argv, skip_unless_root_with, unique_tag
 from tests.helpers.polling import wait_for
 from tests.helpers.shell import run
 
@@ -39,72 +38,27 @@ MAC1, MAC2, MAC_OTHER = "02:73:53:00:00:11", "02:73:53:00:00:12", "02:73:53:00:0
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 
-def _unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root for network namespaces"
-    missing = [
-        t
-        for t in ("ip", "dhcpcd", "udhcpc", "unshare", "curl")
-        if not shutil.which(t, path="/usr/sbin:/usr/bin:/sbin:/bin")
-    ]
-    return f"needs {', '.join(missing)}" if missing else None
+class Topology(Namespaces):
+    """srv with bridge lan0 (ports p1, p2 to cli1, cli2) and other0 to oth; no IPv6."""
 
-
-class Topology:
-    def __init__(self, prefix: str):
-        self.srv, self.cli1, self.cli2, self.oth = (
-            f"{prefix}-{n}" for n in ("srv", "cli1", "cli2", "oth")
-        )
-
-    def ip(self, ns, *args, check=True):
-        return run("ip", "-n", ns, *args, check=check)
+    def __init__(self, tag: str):
+        super().__init__(tag, "srv", "cli1", "cli2", "oth", ipv6=False)
+        self.srv, self.cli1, self.cli2, self.oth = self.names
 
     def up(self):
-        for ns in (self.srv, self.cli1, self.cli2, self.oth):
-            run("ip", "netns", "add", ns)
-            self.ip(ns, "link", "set", "lo", "up")
-            for key in ("all", "default"):  # no IPv6 chatter on the test links
-                run(
-                    "ip",
-                    "netns",
-                    "exec",
-                    ns,
-                    "sysctl",
-                    "-qw",
-                    f"net.ipv6.conf.{key}.disable_ipv6=1",
-                )
+        super().up()
         self.ip(self.srv, "link", "add", "lan0", "type", "bridge")
         for port, ns, mac in (("p1", self.cli1, MAC1), ("p2", self.cli2, MAC2)):
-            self.ip(
-                self.srv, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns
-            )
-            self.ip(self.srv, "link", "set", port, "master", "lan0", "up")
-            self.ip(ns, "link", "set", "eth0", "address", mac, "up")
-        self.ip(self.srv, "addr", "add", f"{SERVER}/24", "dev", "lan0")
+            self.veth(self.srv, port, ns, "eth0", b_mac=mac)
+            self.ip(self.srv, "link", "set", port, "master", "lan0")
+        self.addr(self.srv, "lan0", f"{SERVER}/24")
         self.ip(self.srv, "link", "set", "lan0", "up")
-        self.ip(
-            self.srv,
-            "link",
-            "add",
-            "other0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            self.oth,
-        )
-        self.ip(self.srv, "addr", "add", "10.99.0.1/24", "dev", "other0")
-        self.ip(self.srv, "link", "set", "other0", "up")
-        self.ip(self.oth, "link", "set", "eth0", "address", MAC_OTHER, "up")
-
-    def down(self):
-        for ns in (self.srv, self.cli1, self.cli2, self.oth):
-            run("ip", "netns", "del", ns, check=False)
+        self.veth(self.srv, "other0", self.oth, "eth0", b_mac=MAC_OTHER)
+        self.addr(self.srv, "other0", "10.99.0.1/24")
+        return self
 
     def addresses(self, ns):
-        out = json.loads(self.ip(ns, "-j", "-4", "addr", "show", "dev", "eth0").stdout or "[]")
+        out = json.loads(self.ip(ns, "-j", "-4", "addr", "show", "dev", "eth0") or "[]")
         return [a["local"] for link in out for a in link.get("addr_info", [])]
 
 
@@ -120,23 +74,9 @@ class Daemon:
         self.dnsd_events = root / "dnsd.events"
 
     def start(self):
-        exe = Path(sys.executable).with_name("router7-dhcp4d")
+        argv = router7_argv("dhcp4d", self.perm, self.run_dir, "--lan", "lan0")
         self.proc = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                self.topo.srv,
-                str(exe),
-                "--perm",
-                str(self.perm),
-                "--run-dir",
-                str(self.run_dir),
-                "--lan",
-                "lan0",
-                "--log-level",
-                "debug",
-            ],
+            ["ip", "netns", "exec", self.topo.srv, *argv],
             stderr=open(self.log, "ab"),  # noqa: SIM115 (the child owns it)
         )
         wait_for(
@@ -198,11 +138,8 @@ def parse_time(text: str) -> datetime:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    reason = _unavailable()
-    if reason:
-        pytest.skip(reason)
-    topo = Topology(f"d4t{os.getpid() % 10000}")
-    topo.down()
+    skip_unless_root_with("ip", "dhcpcd", "udhcpc", "unshare", "curl")
+    topo = Topology(unique_tag("d4d"))
     daemon = Daemon(topo, tmp_path_factory.mktemp("dhcp4d"))
     try:
         topo.up()

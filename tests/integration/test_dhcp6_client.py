@@ -10,13 +10,11 @@ read from kea's debug log (DHCP6_PACKET_RECEIVED names every message type).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
-import sys
 from datetime import datetime
 from ipaddress import IPv6Network
 from pathlib import Path
@@ -24,64 +22,20 @@ from pathlib import Path
 import pytest
 
 from router7.lab.netns import which
+from tests.helpers.netns import UplinkPair, router7_argv, skip_unless_root_with, unique_tag
 from tests.helpers.polling import wait_for
 from tests.helpers.shell import sh
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
-CLIENT = Path(sys.executable).with_name("router7-dhcp6")  # the venv's console script
 POOL_A, POOL_B = "2001:db8:100::/40", "2001:db8:200::/40"
 
 
-def unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root for network namespaces"
-    missing = [t for t in ("ip", "kea-dhcp6") if not which(t)]
-    return f"needs {', '.join(missing)}" if missing else None
-
-
-class Pair:
-    """Two namespaces joined by a veth: srv/down0 (2001:db8:1::1/64) and cli/uplink0."""
+class Pair(UplinkPair):
+    """srv/down0 (2001:db8:1::1/64) and cli/uplink0."""
 
     def __init__(self):
-        tag = f"d6t{os.getpid() % 100000}"
-        self.srv, self.cli = f"{tag}-srv", f"{tag}-cli"
-
-    def up(self) -> Pair:
-        self.down()
-        for ns in (self.srv, self.cli):
-            sh("ip", "netns", "add", ns)
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-            # No DAD: link-locals are usable at once (kea binds its own at startup).
-            for key in ("all", "default"):
-                sh("ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{key}.accept_dad=0")
-        sh(
-            "ip",
-            "link",
-            "add",
-            "down0",
-            "netns",
-            self.srv,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "uplink0",
-            "netns",
-            self.cli,
-        )
-        sh("ip", "-n", self.srv, "addr", "add", "2001:db8:1::1/64", "dev", "down0")
-        sh("ip", "-n", self.srv, "link", "set", "down0", "up")
-        sh("ip", "-n", self.cli, "link", "set", "uplink0", "up")
-        return self
-
-    def down(self) -> None:
-        for ns in (self.srv, self.cli):
-            if Path("/run/netns", ns).exists():
-                for pid in sh("ip", "netns", "pids", ns, check=False).split():
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(int(pid), signal.SIGKILL)  # only our own daemons live here
-                sh("ip", "netns", "del", ns, check=False)
+        super().__init__(unique_tag("d6t"), "2001:db8:1::1/64")
 
 
 class Kea:
@@ -223,14 +177,7 @@ class Client:
                 "netns",
                 "exec",
                 self.ns,
-                str(CLIENT),
-                "--perm",
-                str(self.perm),
-                "--run-dir",
-                str(self.run_dir),
-                "--log-level",
-                "debug",
-                *args,
+                *router7_argv("dhcp6", self.perm, self.run_dir, *args),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -279,12 +226,9 @@ class Client:
 
 @pytest.fixture(scope="module")
 def pair():
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    p = Pair().up()
-    yield p
-    p.down()
+    skip_unless_root_with("ip", "kea-dhcp6")
+    with Pair() as p:
+        yield p
 
 
 @pytest.fixture

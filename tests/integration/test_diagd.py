@@ -141,7 +141,7 @@ def router(lab_session: Lab, tmp_path_factory):
         text = dhclient(lab, tmp, "4")
         addr4 = re.search(r"fixed-address ([0-9.]+);", text).group(1)
         lab.exec("router", "ip", "addr", "add", f"{addr4}/25", "dev", "uplink0")
-        lab.exec("router", "ip", "route", "add", "default", "via", ADDR.isp_access_v4)
+        lab.route_router_via_isp(4)
         lab.exec("router", "ip", "addr", "add", f"{LAN_ADDR}/24", "dev", "lan0")
         lab.exec("lan1", "ip", "addr", "replace", LAN_CLIENT, "dev", "eth0")
 

@@ -22,11 +22,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.netns import Namespaces, unique_tag
 from tests.helpers.polling import wait_for
 from tests.helpers.shell import run
 
@@ -52,10 +52,10 @@ def sh(*cmd, check=True, timeout=20):
     return run(*cmd, check=check, timeout=timeout)
 
 
-class Topology:
+class Topology(Namespaces):
     def __init__(self, tmp: Path):
-        tag = uuid.uuid4().hex[:6]
-        self.isp, self.router, self.client = (f"r7dns-{tag}-{n}" for n in ("isp", "rtr", "cli"))
+        super().__init__(unique_tag("dns"), "isp", "rtr", "cli")
+        self.isp, self.router, self.client = self.names
         self.tmp = tmp
         self.procs: dict[str, subprocess.Popen] = {}
 
@@ -63,24 +63,15 @@ class Topology:
         return sh("ip", "netns", "exec", name, *cmd, **kw)
 
     def up(self):
-        for ns in (self.isp, self.router, self.client):
-            sh("ip", "netns", "add", ns)
-            self.ns(ns, "ip", "link", "set", "lo", "up")
-        for here, peer, there in (("uplink0", "down0", self.isp), ("lan0", "eth0", self.client)):
-            sh(
-                *f"ip link add {here} netns {self.router} type veth peer {peer} netns {there}".split()
-            )
-        for ns, dev, addrs in (
-            (self.isp, "down0", [f"{ISP}/24", f"{UP1}/24", f"{UP2}/24"]),
-            (self.router, "uplink0", ["198.51.100.2/24"]),
-            (self.router, "lan0", [f"{ROUTER_LAN}/24"]),
-            (self.client, "eth0", [f"{CLIENT}/24"]),
-        ):
-            for addr in addrs:
-                self.ns(ns, "ip", "addr", "add", addr, "dev", dev)
-            self.ns(ns, "ip", "link", "set", dev, "up")
+        super().up()
+        self.veth(self.router, "uplink0", self.isp, "down0")
+        self.veth(self.router, "lan0", self.client, "eth0")
+        self.addr(self.isp, "down0", f"{ISP}/24", f"{UP1}/24", f"{UP2}/24")
+        self.addr(self.router, "uplink0", "198.51.100.2/24")
+        self.addr(self.router, "lan0", f"{ROUTER_LAN}/24")
+        self.addr(self.client, "eth0", f"{CLIENT}/24")
         # The isp can reach the router's LAN address through its uplink (a hostile ISP-side host).
-        self.ns(self.isp, "ip", "route", "add", "192.168.42.0/24", "via", "198.51.100.2")
+        self.ip(self.isp, "route", "replace", "192.168.42.0/24", "via", "198.51.100.2")
         return self
 
     def start_upstream(self, address: str, *extra: str):
@@ -107,7 +98,7 @@ class Topology:
 
     def spawn(self, ns, cmd, log: Path) -> subprocess.Popen:
         with open(log, "ab") as err:  # the child keeps its own copy of the descriptor
-            return subprocess.Popen(["ip", "netns", "exec", ns, *cmd], stderr=err)
+            return self.popen(ns, *cmd, stderr=err)
 
     def stop(self, name: str):
         proc = self.procs.pop(name)
@@ -146,8 +137,7 @@ class Topology:
     def down(self):
         for name in list(self.procs):
             self.stop(name)
-        for ns in (self.isp, self.router, self.client):
-            sh("ip", "netns", "del", ns, check=False)
+        super().down()
 
 
 @pytest.fixture(scope="module")

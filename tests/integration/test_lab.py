@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from router7.lab import ADDR, PEER_NAMES, Lab, mac_for
+from router7.lab import ADDR, PEER_NAMES, Lab, LabError, mac_for, topology
 from router7.lab import procs as lab_procs
 from router7.lab.leases import current_leases4, current_leases6
 from router7.lab.netns import netns_list
@@ -124,8 +124,7 @@ def test_isp_delegates_a_48_and_routes_it(lab: Lab, tmp_path: Path, wait_until) 
         # address in its /48, the internet host's answer comes back via isp.
         inside = prefix.split("/")[0] + "1"
         lab.exec("router", "ip", "-6", "addr", "add", f"{inside}/64", "dev", "lan0", "nodad")
-        isp_ll = lab.link_local("isp", "down0")
-        lab.exec("router", "ip", "-6", "route", "add", "default", "via", isp_ll, "dev", "uplink0")
+        lab.route_router_via_isp(6)
         url = f"http://[{a.internet_v6}]/"
         got = lab.exec("router", "curl", "-sS", "--max-time", "5", "--interface", inside, url)
         assert got.stdout == a.http_body
@@ -133,6 +132,28 @@ def test_isp_delegates_a_48_and_routes_it(lab: Lab, tmp_path: Path, wait_until) 
         client.run("-r", "-P", "-N")
         wait_until(lambda: want not in lab.pd_routes(), what="the hook to remove the route")
         assert prefix not in {le["prefix"] for le in lab.leases6()}
+    finally:
+        lab.reset_node("router")
+
+
+@root
+def test_router_routes_via_isp_even_after_an_ra_installed_the_default(lab: Lab, wait_until) -> None:
+    """The race behind a flake: the ISP's RA installs the router's IPv6 default
+    route (proto ra) before a test sets it; setting it must still work, twice."""
+    isp_ll = lab.link_local("isp", "down0")
+
+    def ra_default() -> bool:
+        lab.exec("router", "rdisc6", "-1", "-w", "500", "uplink0", check=False)  # solicit an RA
+        out = lab.exec("router", "ip", "-6", "route", "show", "default", "proto", "ra").stdout
+        return f"via {isp_ll} dev uplink0" in out
+
+    try:
+        wait_until(ra_default, timeout=20, interval=1, what="the RA-learned default route")
+        lab.route_router_via_isp(6)
+        lab.route_router_via_isp(6)
+        v6 = lab.exec("router", "ip", "-6", "route", "show", "default").stdout
+        assert v6.count(f"via {isp_ll} dev uplink0") == 1, v6
+        assert "proto ra" not in v6, v6  # ours now: it does not expire with the RA's lifetime
     finally:
         lab.reset_node("router")
 
@@ -241,6 +262,44 @@ def test_up_is_idempotent_and_labs_coexist(lab: Lab, wait_until) -> None:
     other.down()  # safe when nothing exists
     # The session lab did not notice.
     assert {p: lab.peer_pid(p) for p in PEER_NAMES} == before
+
+
+@root
+def test_a_failed_up_removes_what_it_created(lab: Lab, monkeypatch) -> None:
+    def leftovers(prefix: str) -> list:
+        return [
+            *(n for n in netns_list() if n.startswith(f"{prefix}-")),
+            *Path("/etc/netns").glob(f"{prefix}-*"),
+        ]
+
+    real_start = topology.peers.start
+    started: list[int] = []
+
+    def start_but_fail_dns2(lab_: Lab, name: str, timeout: float = 15.0) -> int:
+        if name == "isp-dns2":
+            raise LabError("forced: isp-dns2 did not start")
+        started.append(real_start(lab_, name, timeout=timeout))
+        return started[-1]
+
+    monkeypatch.setattr(topology.peers, "start", start_but_fail_dns2)
+
+    # A new lab: everything goes, peers that did start included.
+    fresh = Lab(f"{lab.prefix}f", lan_hosts=1)
+    with pytest.raises(LabError, match="forced"):
+        fresh.up()
+    assert started, "the failure came before any peer started: nothing tested"
+    assert not leftovers(fresh.prefix)
+    assert not fresh.exists() and not fresh.state_dir.exists()
+    assert not [pid for pid in started if lab_procs.alive(pid)]
+
+    # A running lab that fails to grow keeps what it had, loses what it added.
+    before = {p: lab.peer_pid(p) for p in PEER_NAMES}
+    nodes = lab.existing_nodes()
+    with pytest.raises(LabError, match="forced"):
+        Lab(lab.prefix, lan_hosts=len([n for n in nodes if n.startswith("lan")]) + 1).up()
+    assert lab.existing_nodes() == nodes
+    assert {p: lab.peer_pid(p) for p in PEER_NAMES} == before
+    assert dig(lab, lab.addr.isp_dns1_v4) == lab.addr.internet_v4
 
 
 def test_lease_journal_keeps_last_row_per_lease(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ import pytest
 
 from router7.netconfigd import firewall
 from router7.runtime.notify import notify
+from tests.helpers.netns import Namespaces, skip_unless_root_with
 from tests.helpers.polling import wait_for
 from tests.helpers.shell import sh
 
@@ -101,21 +102,13 @@ except OSError as e:
 """
 
 
-def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root for network namespaces"
-    for tool in ("ip", "nft"):
-        if not any(Path(d, tool).exists() for d in ("/usr/sbin", "/sbin", "/usr/bin", "/bin")):
-            return f"needs {tool}"
-    return None
-
-
-class Net:
+class Net(Namespaces):
     """The three namespaces, a perm dir, and ways to run netconfigd in them."""
 
     def __init__(self, tmp: Path):
         tag = f"nc{os.getpid() % 100000}x{int(time.monotonic() * 1000) % 100000}"
-        self.r, self.isp, self.lan = f"{tag}r", f"{tag}i", f"{tag}l"
+        super().__init__(tag, "r", "i", "l")
+        self.r, self.isp, self.lan = self.names
         self.perm = tmp / "perm"
         self.run_dir = tmp / "run"
         self.tmp = tmp
@@ -124,67 +117,16 @@ class Net:
     # --- setup ---------------------------------------------------------------
 
     def up(self) -> Net:
-        for ns in (self.r, self.isp, self.lan):
-            sh("ip", "netns", "add", ns)
-            # No DAD in the test: addresses are usable at once.
-            for key in ("all", "default"):
-                self.sysctl(ns, f"net.ipv6.conf.{key}.accept_dad", "0")
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-        sh(
-            "ip",
-            "-n",
-            self.r,
-            "link",
-            "add",
-            "eth0",
-            "address",
-            UPLINK_MAC,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "down0",
-            "netns",
-            self.isp,
-        )
-        sh(
-            "ip",
-            "-n",
-            self.r,
-            "link",
-            "add",
-            "eth1",
-            "address",
-            LAN_MAC,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            self.lan,
-        )
-        for ns, dev in (
-            (self.r, "eth0"),
-            (self.r, "eth1"),
-            (self.isp, "down0"),
-            (self.lan, "eth0"),
-        ):
-            self.sysctl(ns, f"net.ipv6.conf.{dev}.accept_dad", "0")
-        for cmd in (
-            ("addr", "add", f"{GW}/25", "dev", "down0"),
-            ("addr", "add", "2001:db8:1::1/64", "dev", "down0"),
-            ("link", "set", "down0", "up"),
-        ):
-            sh("ip", "-n", self.isp, *cmd)
-        for cmd in (
-            ("addr", "add", f"{LAN_HOST}/24", "dev", "eth0"),
-            ("addr", "add", f"{LAN_HOST6}/64", "dev", "eth0"),
-            ("link", "set", "eth0", "up"),
-            ("route", "add", "default", "via", "192.168.42.1"),
-            ("-6", "route", "add", "default", "via", "2a02:168:4a00::1"),
-        ):
-            sh("ip", "-n", self.lan, *cmd)
+        super().up()
+        # The router's ends stay down and keep their kernel names: netconfigd renames them.
+        self.veth(self.r, "eth0", self.isp, "down0", a_mac=UPLINK_MAC, up=False)
+        self.veth(self.r, "eth1", self.lan, "eth0", a_mac=LAN_MAC, up=False)
+        self.addr(self.isp, "down0", f"{GW}/25", "2001:db8:1::1/64")
+        self.ip(self.isp, "link", "set", "down0", "up")
+        self.addr(self.lan, "eth0", f"{LAN_HOST}/24", f"{LAN_HOST6}/64")
+        self.ip(self.lan, "link", "set", "eth0", "up")
+        self.ip(self.lan, "route", "replace", "default", "via", "192.168.42.1")
+        self.ip(self.lan, "-6", "route", "replace", "default", "via", "2a02:168:4a00::1")
         self.write("interfaces.json", INTERFACES)
         return self
 
@@ -196,34 +138,21 @@ class Net:
                     p.wait(10)
                 except subprocess.TimeoutExpired:
                     p.kill()
-        for ns in (self.r, self.isp, self.lan):
-            sh("ip", "netns", "del", ns, check=False)
+        super().down()
 
     def isp_routes_to_router(self) -> None:
         """What the ISP does for a delegated prefix, and what RAs give the router."""
         ll = self.link_local(self.r, "uplink0")
-        sh("ip", "-n", self.isp, "-6", "route", "add", PREFIX, "via", ll, "dev", "down0")
+        sh("ip", "-n", self.isp, "-6", "route", "replace", PREFIX, "via", ll, "dev", "down0")
         isp_ll = self.link_local(self.isp, "down0")
         sh("ip", "-n", self.r, "-6", "route", "replace", "default", "via", isp_ll, "dev", "uplink0")
 
     # --- helpers -------------------------------------------------------------
 
-    @staticmethod
-    def sysctl(ns: str, key: str, value: str) -> None:
-        sh("ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"{key}={value}")
-
     def write(self, rel: str, obj) -> None:
         path = self.perm / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(obj if isinstance(obj, str) else json.dumps(obj))
-
-    def link_local(self, ns: str, dev: str) -> str:
-        for a in json.loads(sh("ip", "-n", ns, "-j", "-6", "addr", "show", "dev", dev))[0][
-            "addr_info"
-        ]:
-            if a["local"].startswith("fe80:"):
-                return a["local"]
-        raise AssertionError(f"no link-local address on {ns}/{dev}")
 
     def nft(self, *args: str) -> str:
         return sh("ip", "netns", "exec", self.r, "nft", *args)
@@ -278,42 +207,21 @@ class Net:
 
         wait_for(settled, "links up with link-local addresses", interval=0.05)
 
+    def netconfigd(self, *extra: str) -> list[str]:
+        """The argv of router7-netconfigd in the router namespace."""
+        module = ["-m", "router7.netconfigd.service"]
+        dirs = ["--perm", str(self.perm), "--run-dir", str(self.run_dir)]
+        return ["ip", "netns", "exec", self.r, sys.executable, *module, *dirs, *extra]
+
     def once(self, *extra: str) -> subprocess.CompletedProcess:
-        cmd = [
-            "ip",
-            "netns",
-            "exec",
-            self.r,
-            sys.executable,
-            "-m",
-            "router7.netconfigd.service",
-            "--perm",
-            str(self.perm),
-            "--run-dir",
-            str(self.run_dir),
-            "--once",
-            *extra,
-        ]
+        cmd = self.netconfigd("--once", *extra)
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
         self.settle()
         return result
 
     def daemon(self, *extra: str) -> tuple[subprocess.Popen, Path]:
         log = self.tmp / "netconfigd.log"
-        cmd = [
-            "ip",
-            "netns",
-            "exec",
-            self.r,
-            sys.executable,
-            "-m",
-            "router7.netconfigd.service",
-            "--perm",
-            str(self.perm),
-            "--run-dir",
-            str(self.run_dir),
-            *extra,
-        ]
+        cmd = self.netconfigd(*extra)
         proc = subprocess.Popen(cmd, stderr=open(log, "wb"))  # noqa: SIM115
         self.procs.append(proc)
         wait_for(lambda: "applied:" in log.read_text(), "first apply", interval=0.05, logs=[log])
@@ -321,10 +229,8 @@ class Net:
         return proc, log
 
     def serve(self, ns: str, addr: str, port: int) -> None:
-        p = subprocess.Popen(
-            ["ip", "netns", "exec", ns, sys.executable, "-c", SERVER, addr, str(port)],
-            stdout=subprocess.PIPE,
-            text=True,
+        p = self.popen(
+            ns, sys.executable, "-c", SERVER, addr, port, stdout=subprocess.PIPE, text=True
         )
         self.procs.append(p)
         assert p.stdout.readline().strip() == "listening"
@@ -337,14 +243,9 @@ class Net:
 
 @pytest.fixture
 def net(tmp_path):
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
-    n = Net(tmp_path)
-    try:
-        yield n.up()
-    finally:
-        n.down()
+    skip_unless_root_with("ip", "nft")
+    with Net(tmp_path) as n:
+        yield n
 
 
 def assert_kept(before: dict, after: dict) -> None:
@@ -408,6 +309,12 @@ def test_apply_twice_changes_nothing_and_counters_survive(net):
     assert net.state() == before
 
 
+def nft_check(net: Net, script: str) -> subprocess.CompletedProcess:
+    """``nft -c``: would the router's kernel accept ``script``?"""
+    argv = ["ip", "netns", "exec", net.r, "nft", "-c", "-f", "-"]
+    return subprocess.run(argv, input=script, capture_output=True, text=True, check=False)
+
+
 def test_generated_ruleset_is_valid_for_nft_check(net):
     with_leases(net)
     assert net.once().returncode == 0
@@ -417,24 +324,12 @@ def test_generated_ruleset_is_valid_for_nft_check(net):
         forwardings=parse_forwardings(FORWARDINGS, "x"), flowtable_devices=("lan0", "uplink0")
     )
     script = firewall.transaction(firewall.build(spec), None)
-    probe = subprocess.run(
-        ["ip", "netns", "exec", net.r, "nft", "-c", "-f", "-"],
-        input=script,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    probe = nft_check(net, script)
     if probe.returncode != 0 and "flowtable" in probe.stderr.lower() + script:
         # This kernel has no nf_flow_table: check the same ruleset without the fast path.
         spec = firewall.FirewallSpec(forwardings=spec.forwardings, flowtable=False)
         script = firewall.transaction(firewall.build(spec), None)
-        probe = subprocess.run(
-            ["ip", "netns", "exec", net.r, "nft", "-c", "-f", "-"],
-            input=script,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        probe = nft_check(net, script)
     assert probe.returncode == 0, probe.stderr
 
 
@@ -688,20 +583,9 @@ class LabRouter:
         assert p.stdout.readline().strip() == "listening"
 
 
-def _lab_missing() -> str | None:
-    import importlib.util
-
-    for name in ("lab", "dhcp4.service", "dhcp6.service"):
-        if importlib.util.find_spec(f"router7.{name}") is None:
-            return f"router7.{name} is not in this checkout"
-    return None
-
-
 @pytest.fixture(scope="module")
 def lab_router(request, tmp_path_factory):
-    reason = _skip_reason() or _lab_missing()
-    if reason:
-        pytest.skip(reason)
+    skip_unless_root_with("ip", "nft")
     lab = request.getfixturevalue("lab_session")
     from router7.lab import ADDR
 

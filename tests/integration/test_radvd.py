@@ -10,9 +10,7 @@ link-local addresses are usable at once.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,12 +21,13 @@ import pytest
 
 from router7.runtime.notify import notify
 from tests.helpers import shell
+from tests.helpers.netns import Namespaces, skip_unless_root_with, unique_tag
 from tests.helpers.polling import wait_for
 
 pytestmark = [pytest.mark.root]
 
-TAG = f"rv{os.getpid() % 100000}"
-ROUTER, HOST = f"{TAG}-r", f"{TAG}-h"
+NET = Namespaces(unique_tag("rv"), "r", "h")
+ROUTER, HOST = NET.names
 MAC = "02:73:53:00:ca:fe"
 LL = "fe80::73:53ff:fe00:cafe"
 HTTP_PORT = 18068
@@ -40,37 +39,17 @@ def sh(*argv, ns=None, check=True):
     return shell.sh(*(argv[0].split() if len(argv) == 1 else argv), ns=ns, check=check)
 
 
-def unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root for network namespaces"
-    missing = [t for t in ("ip", "rdisc6", "curl") if not shutil.which(t)]
-    if missing:
-        return f"needs {', '.join(missing)} (apt: iproute2, ndisc6, curl)"
-    if not RADVD.exists():
-        return f"{RADVD} is not installed (pip install -e .)"
-    return None
-
-
 @pytest.fixture(scope="module")
 def net():
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    for ns in (ROUTER, HOST):
-        sh("ip", "netns", "add", ns)
+    skip_unless_root_with("ip", "rdisc6", "curl")
     try:
-        for ns in (ROUTER, HOST):
-            sh(
-                "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0",
-                ns=ns,
-            )
-            sh("ip link set lo up", ns=ns)
-        sh(f"ip -n {ROUTER} link add lan0 address {MAC} type veth peer eth0 netns {HOST}")
-        sh(f"ip -n {ROUTER} link add uplink0 type veth peer isp0")
-        sh("sysctl -qw net.ipv6.conf.eth0.accept_ra=2 net.ipv6.conf.eth0.autoconf=1", ns=HOST)
-        for dev in ("lan0", "uplink0", "isp0"):
-            sh(f"ip -n {ROUTER} link set {dev} up")
-        sh(f"ip -n {HOST} link set eth0 up")
+        NET.up()
+        NET.veth(ROUTER, "lan0", HOST, "eth0", a_mac=MAC, up=False)
+        NET.veth(ROUTER, "uplink0", ROUTER, "isp0")
+        NET.sysctl(HOST, "net.ipv6.conf.eth0.accept_ra", 2)
+        NET.sysctl(HOST, "net.ipv6.conf.eth0.autoconf", 1)
+        NET.ip(ROUTER, "link", "set", "lan0", "up")
+        NET.ip(HOST, "link", "set", "eth0", "up")
         wait_for(
             lambda: LL in sh(f"ip -n {ROUTER} -6 addr show dev lan0"), "lan0's link-local", 15.0
         )
@@ -83,8 +62,7 @@ def net():
         )
         yield
     finally:
-        for ns in (ROUTER, HOST):
-            sh("ip", "netns", "del", ns, check=False)
+        NET.down()
 
 
 class Radvd:
@@ -208,7 +186,7 @@ def test_rdisc6_golden_with_default_settings(radvd):
     """router7's own radvd test, with RFC 9096 prefix lifetimes (2700/5400, not 1800/7200)
     and RFC 8106 DNSSL lifetime (3 × MaxRtrAdvInterval = 1800, not 1200)."""
     radvd.write_lease("2001:db8:100::/48")
-    sh(f"ip -n {ROUTER} -6 route add default via fe80::1 dev uplink0")
+    sh(f"ip -n {ROUTER} -6 route replace default via fe80::1 dev uplink0")
     radvd.start(config={})
     out = sh("rdisc6 -1 eth0", ns=HOST)
     assert out.split("\n", 1)[1] == GOLDEN
@@ -270,7 +248,7 @@ def test_default_route_follows_the_uplink_and_sigterm_withdraws_it(radvd):
     wait_for(lambda: in_prefix("2001:db8:100:0:"), "SLAAC", 15.0, logs=[radvd.log])
     assert default() == ""  # router lifetime 0 while uplink0 has no IPv6 default route
 
-    sh(f"ip -n {ROUTER} -6 route add default via fe80::1 dev uplink0")
+    sh(f"ip -n {ROUTER} -6 route replace default via fe80::1 dev uplink0")
     wait_for(
         lambda: f"via {LL} dev eth0" in default(),
         "the host's default route via lan0",

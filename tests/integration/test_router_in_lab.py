@@ -15,9 +15,9 @@ import time
 import pytest
 
 from router7.lab import ADDR, Lab
-from router7.lab.router import LAN_ADDRESS, RouterServices, start_lan_clients
+from router7.lab.router import LAN_ADDRESS
 from tests.helpers.polling import log_files, wait_for
-from tests.integration.conftest import lab_unavailable, session_prefix
+from tests.integration.conftest import lab_unavailable, session_prefix, start_router
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -27,6 +27,7 @@ SHORT = dataclasses.replace(
     ADDR, dhcp4_valid_lifetime=LEASE4, dhcp6_preferred_lifetime=60, dhcp6_valid_lifetime=120
 )
 LAN_GW = LAN_ADDRESS.split("/")[0]
+NEEDED = {"netconfigd", "dhcp4", "dhcp6", "dhcp4d", "radvd", "dnsd"}
 
 
 def wait(predicate, timeout, what, router=None):
@@ -50,12 +51,7 @@ def router_lab():
     lab = Lab(session_prefix("e"), lan_hosts=2, addresses=SHORT)
     try:
         lab.up()
-        router = RouterServices(lab)
-        for s in ("netconfigd", "dhcp4", "dhcp6", "dhcp4d", "radvd", "dnsd"):
-            if s not in {x.name for x in router.services()}:
-                pytest.skip(f"router7-{s} is not in this checkout yet")
-        router.start()
-        start_lan_clients(lab)
+        router = start_router(lab, NEEDED)
         yield lab, router
     finally:
         lab.down()

@@ -21,11 +21,11 @@ import pytest
 
 from router7.lab import Lab
 from router7.lab.addresses import mac_for
-from router7.lab.router import LAN_ADDRESS, RouterServices, start_lan_clients
+from router7.lab.router import LAN_ADDRESS, RouterServices
 from router7.runtime.notify import running_pid
 from router7.statusd import collect
 from tests.helpers.polling import log_files, wait_for
-from tests.integration.conftest import lab_unavailable, session_prefix
+from tests.integration.conftest import lab_unavailable, session_prefix, start_router
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -33,6 +33,7 @@ LAN_GW = LAN_ADDRESS.split("/")[0]
 URL = f"http://{LAN_GW}/"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = shutil.which("chromium")
+NEEDED = {"netconfigd", "dhcp4", "dhcp6", "dhcp4d", "diagd", "statusd"}
 
 
 class Values(HTMLParser):
@@ -115,13 +116,7 @@ def router_lab(tmp_path_factory):
     lab = Lab(session_prefix("s"), lan_hosts=1)
     try:
         lab.up()
-        router = RouterServices(lab)
-        names = {s.name for s in router.services()}
-        for s in ("netconfigd", "dhcp4", "dhcp6", "dhcp4d", "diagd", "statusd"):
-            if s not in names:
-                pytest.skip(f"router7-{s} is not in this checkout yet")
-        router.start()
-        start_lan_clients(lab)
+        router = start_router(lab, NEEDED)
         yield lab, router, tmp_path_factory.mktemp("statusd")
     finally:
         lab.down()

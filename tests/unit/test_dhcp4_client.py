@@ -7,7 +7,6 @@ import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address, IPv4Interface
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -15,14 +14,13 @@ from hypothesis import strategies as st
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
-from scapy.utils import rdpcap
 from twisted.internet import task
 
 from router7.dhcp4 import wire
 from router7.dhcp4.client import Dhcp4Core, Listener, State, Timing
 from router7.dhcp4.lease import Lease, LeaseStore
+from tests.helpers import captures
 
-PCAP = Path(__file__).parents[2].parent / "shared/testdata/fiber7/dhcp4-fiber7.pcap"
 MAC = bytes.fromhex("d858d7004edf")  # the Turris Omnia of the capture
 ROUTER_MAC = bytes.fromhex("002414ef72ff")  # the Cisco that relays fiber7's replies
 T0 = 1_526_680_000.0  # 2018-05-18, around the capture
@@ -30,14 +28,12 @@ T0 = 1_526_680_000.0  # 2018-05-18, around the capture
 
 def fiber7():
     """The capture's OFFER and ACK as Ethernet frames (scapy packets)."""
-    if not PCAP.exists():
-        pytest.skip(f"fiber7 capture not found at {PCAP} (../shared beside the repo)")
     return _read_capture()
 
 
 @functools.cache
 def _read_capture():
-    offer, ack = rdpcap(str(PCAP))
+    offer, ack = captures.frames(captures.DHCP4)
     return offer, ack
 
 

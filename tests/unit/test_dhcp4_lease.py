@@ -6,23 +6,19 @@ import json
 import os
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Interface
-from pathlib import Path
 
 import pytest
 from scapy.layers.inet import IP
-from scapy.utils import rdpcap
 
 from router7.dhcp4 import wire
 from router7.dhcp4.lease import Lease, LeaseStore
+from tests.helpers import captures
 
-PCAP = Path(__file__).parents[2].parent / "shared/testdata/fiber7/dhcp4-fiber7.pcap"
 OBTAINED = datetime(2018, 5, 18, 21, 46, 4, tzinfo=UTC)
 
 
 def fiber7_ack() -> wire.Message:
-    if not PCAP.exists():
-        pytest.skip(f"fiber7 capture not found at {PCAP} (../shared beside the repo)")
-    frame = rdpcap(str(PCAP))[1]
+    frame = captures.frames(captures.DHCP4)[1]
     return wire.decode_ipv4(bytes(frame[IP]), bytes.fromhex("002414ef72ff"))
 
 

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import json
 import signal
-from pathlib import Path
 
-import pytest
 from prometheus_client import REGISTRY
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet import IP, UDP
+<<<<<<< HEAD
 from scapy.utils import rdpcap
 from twisted.internet.testing import MemoryReactorClock
+=======
+from twisted.internet import task
+>>>>>>> testinfra
 
 from router7.dhcp4 import wire
 from router7.dhcp4.client import State
 from router7.dhcp4.service import Dhcp4Client
 from router7.runtime import notify
 from router7.runtime.service import EXIT_DONT_RESTART
+from tests.helpers import captures
 
-PCAP = Path(__file__).parents[2].parent / "shared/testdata/fiber7/dhcp4-fiber7.pcap"
 IFACE_MAC = bytes.fromhex("02735300cafe")
 SPOOF = "d8:58:d7:00:4e:df"
 
@@ -57,9 +59,7 @@ def make(tmp_path, *extra) -> Client:
 
 
 def server_reply(index: int, xid: int, mac: bytes) -> bytes:
-    if not PCAP.exists():
-        pytest.skip(f"fiber7 capture not found at {PCAP} (../shared beside the repo)")
-    ip = rdpcap(str(PCAP))[index][IP]
+    ip = captures.frames(captures.DHCP4)[index][IP]
     ip[BOOTP].xid, ip[BOOTP].chaddr = xid, mac + b"\x00" * 10
     return bytes(ip)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from ipaddress import IPv4Address
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,19 +11,16 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet import IP, UDP
-from scapy.utils import rdpcap
 
 from router7.dhcp4 import wire
+from tests.helpers import captures
 
-PCAP = Path(__file__).parents[2].parent / "shared/testdata/fiber7/dhcp4-fiber7.pcap"
 MAC = bytes.fromhex("d858d7004edf")
 
 
 def fiber7_ip_packets() -> list[bytes]:
     """OFFER and ACK as IPv4 packets, as the packet socket returns them."""
-    if not PCAP.exists():
-        pytest.skip(f"fiber7 capture not found at {PCAP} (../shared beside the repo)")
-    return [bytes(p[IP]) for p in rdpcap(str(PCAP))]
+    return [bytes(p[IP]) for p in captures.frames(captures.DHCP4)]
 
 
 def test_decodes_the_fiber7_offer_and_ack():

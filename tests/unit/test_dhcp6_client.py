@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 from ipaddress import IPv6Address, IPv6Network
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,8 +25,8 @@ from router7.dhcp6.client import (
 )
 from router7.dhcp6.lease import to_datetime
 from router7.dhcp6.metrics import MetricsListener
+from tests.helpers import captures
 
-PCAP = Path(__file__).parents[2].parent / "shared/testdata/fiber7/dhcp6-fiber7.pcap"
 # The client id fiber7 echoed in the capture (DUID "type 10"); used as our DUID so the
 # recorded replies need only their transaction ids rewritten.
 FIBER7_DUID = bytes.fromhex("000a000300014c5e0c43bf39")
@@ -37,16 +36,6 @@ FIBER7_UNICAST = IPv6Address("2001:1620:2777:19:1::5")
 SERVER_LL = "fe80::224:14ff:feef:72ff%uplink0"
 OTHER_SERVER = b"\x00\x03\x00\x01\x02\x00\x00\x00\x00\x02"
 START = 1_700_000_000  # reactor time of the tests, a realistic epoch
-
-
-def fiber7_packets() -> tuple[bytes, bytes]:
-    if not PCAP.exists():
-        pytest.skip(f"fiber7 capture not found at {PCAP} (../shared beside the repo)")
-    from scapy.layers.inet import UDP
-    from scapy.utils import rdpcap
-
-    advertise, reply = (bytes(p[UDP].payload) for p in rdpcap(str(PCAP)))
-    return advertise, reply
 
 
 def with_tid(packet: bytes, tid: int) -> bytes:
@@ -152,7 +141,7 @@ class Harness(MetricsListener):
 
     def bind_fiber7(self) -> None:
         """Solicit, the recorded Advertise, Request, the recorded Reply."""
-        adv, reply = fiber7_packets()
+        adv, reply = captures.dhcp6_payloads()
         self.client.start()
         self.advance_until_sent()
         self.feed(with_tid(adv, self.tid()))
@@ -315,7 +304,7 @@ def test_renew_at_t1_unicast_to_server_unicast_then_multicast():
     assert renew[s.DHCP6OptIA_PD].iapdopt[0].prefix == "2a02:168:4a00::"
     h.advance_until_sent()
     assert h.sent[-1][2] is None  # the retransmission goes by multicast
-    _, reply = fiber7_packets()
+    _, reply = captures.dhcp6_payloads()
     h.feed(with_tid(reply, h.tid()))
     assert h.client.state is State.BOUND
     assert len(h.leases) == 2
@@ -479,7 +468,7 @@ def test_restart_with_valid_lease_rebinds_without_solicit():
     h2.client.start()
     assert h2.types() == [wire.REBIND]  # at once: no Solicit, no delay
     assert h2.last()[s.DHCP6OptIA_PD].iapdopt[0].prefix == "2a02:168:4a00::"
-    _, reply = fiber7_packets()
+    _, reply = captures.dhcp6_payloads()
     h2.feed(with_tid(reply, h2.tid()))
     assert h2.client.state is State.BOUND
     assert h2.types() == [wire.REBIND]
@@ -579,7 +568,7 @@ def test_failed_request_reply_backs_off_before_soliciting_again():
 )
 @given(st.data())
 def test_fuzz_datagrams_are_dropped_and_counted_never_raise(data):
-    adv, reply = fiber7_packets()
+    adv, reply = captures.dhcp6_payloads()
     h = Harness()
     h.client.start()
     h.advance_until_sent()

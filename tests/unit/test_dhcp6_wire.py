@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import struct
 from ipaddress import IPv6Address, IPv6Network
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,24 +13,13 @@ from scapy.packet import Raw
 
 from router7.dhcp6 import wire
 from router7.dhcp6.wire import IA, Binding, DecodeError
+from tests.helpers import captures
 
-PCAP = Path(__file__).parents[2].parent / "shared/testdata/fiber7/dhcp6-fiber7.pcap"
 FIBER7_CLIENT_ID = bytes.fromhex("000a000300014c5e0c43bf39")
 
 
-def fiber7_packets() -> tuple[bytes, bytes]:
-    """The recorded (Advertise, Reply) DHCPv6 payloads."""
-    if not PCAP.exists():
-        pytest.skip(f"fiber7 capture not found at {PCAP} (../shared beside the repo)")
-    from scapy.layers.inet import UDP
-    from scapy.utils import rdpcap
-
-    advertise, reply = (bytes(p[UDP].payload) for p in rdpcap(str(PCAP)))
-    return advertise, reply
-
-
 def test_fiber7_advertise_decodes():
-    adv, _ = fiber7_packets()
+    adv, _ = captures.dhcp6_payloads()
     msg = wire.decode(adv)
     assert msg.msg_type == wire.ADVERTISE
     assert msg.tid == 0x48E59E
@@ -49,7 +37,7 @@ def test_fiber7_advertise_decodes():
 
 
 def test_fiber7_reply_with_authentication_option_decodes():
-    _, reply = fiber7_packets()
+    _, reply = captures.dhcp6_payloads()
     assert struct.unpack_from("!H", reply, len(reply) - 32)[0] == 11  # Authentication is there
     msg = wire.decode(reply)
     assert msg.msg_type == wire.REPLY
@@ -165,7 +153,7 @@ def test_fuzz_random_bytes_only_raise_decode_error(data):
 )
 @given(st.data())
 def test_fuzz_mutated_fiber7_packets_only_raise_decode_error(data):
-    packet = bytearray(data.draw(st.sampled_from(fiber7_packets())))
+    packet = bytearray(data.draw(st.sampled_from(captures.dhcp6_payloads())))
     for _ in range(data.draw(st.integers(1, 8))):
         i = data.draw(st.integers(0, len(packet) - 1))
         packet[i] = data.draw(st.integers(0, 255))

@@ -14,6 +14,7 @@ import dataclasses
 import fcntl
 import ipaddress
 import json
+import logging
 import os
 import re
 import shutil
@@ -43,6 +44,8 @@ from router7.lab.netns import (
     which,
     write_resolv_conf,
 )
+
+log = logging.getLogger(__name__)
 
 STATE_ROOT = Path("/run/router7-lab")
 FIXED_NODES = ("internet", "isp", "router", "sw")
@@ -135,27 +138,48 @@ class Lab:
             need(tool)
         if not RUN_SCRIPT_HOOK.exists():
             raise LabError(f"kea run_script hook missing: {RUN_SCRIPT_HOOK}")
-        wanted = self.nodes
         with self._locked():
-            self.paths.mkdirs()
-            for node in self.existing_nodes():
-                if node not in wanted:  # fewer LAN hosts than before
-                    self._remove_node(node)
-            for node in wanted:
-                self._make_node(node)
-            renewed = self._wire()
-            self._address()
-            self._wait_link_local("isp", "down0", timeout)
-            for name in peers.PEER_NAMES:
-                # A peer bound to a link that was since recreated (its other
-                # namespace got deleted) would serve nothing: restart it.
-                if peers.spec(name).node in renewed:
-                    peers.stop(self, name)
-                peers.start(self, name, timeout=timeout)
-            (self.state_dir / "lab.json").write_text(
-                json.dumps({"prefix": self.prefix, "lan_hosts": len(wanted) - 4}) + "\n"
-            )
+            before = set(self.existing_nodes())
+            try:
+                self._build(timeout)
+            except BaseException:
+                self._undo_failed_up(before)
+                raise
         return self
+
+    def _build(self, timeout: float) -> None:
+        wanted = self.nodes
+        self.paths.mkdirs()
+        for node in self.existing_nodes():
+            if node not in wanted:  # fewer LAN hosts than before
+                self._remove_node(node)
+        for node in wanted:
+            self._make_node(node)
+        renewed = self._wire()
+        self._address()
+        self._wait_link_local("isp", "down0", timeout)
+        for name in peers.PEER_NAMES:
+            # A peer bound to a link that was since recreated (its other
+            # namespace got deleted) would serve nothing: restart it.
+            if peers.spec(name).node in renewed:
+                peers.stop(self, name)
+            peers.start(self, name, timeout=timeout)
+        (self.state_dir / "lab.json").write_text(
+            json.dumps({"prefix": self.prefix, "lan_hosts": len(wanted) - 4}) + "\n"
+        )
+
+    def _undo_failed_up(self, before: set[str]) -> None:
+        """Remove what a failed up() created, or the next up() would take its
+        namespaces for a lab. A lab that existed before keeps its nodes (and
+        running peers); only the nodes this up() added go."""
+        try:
+            if not before:
+                self._teardown()
+            else:
+                for node in set(self.existing_nodes()) - before:
+                    self._remove_node(node)
+        except Exception as e:  # the original failure is the one to report
+            log.warning("cleaning up after a failed up() of %s: %s", self.prefix, e)
 
     def down(self) -> None:
         """Remove everything: processes, namespaces, /etc/netns dirs, state dir.
@@ -163,18 +187,21 @@ class Lab:
         Safe to call when the lab does not (or only partly) exists.
         """
         with self._locked():
-            for name in peers.PEER_NAMES:  # graceful first: kea gets to clean up
-                if self.paths.pidfile(name).exists():
-                    peers.stop(self, name)
-            nodes = self.existing_nodes()
-            # Anything else still running in the lab (dhclient from a test, ...).
-            procs.terminate([pid for n in nodes for pid in netns_pids(self.ns(n))])
-            for node in nodes:
-                self._remove_node(node)
-            for d in NETNS_ETC.glob(f"{self.prefix}-*"):
-                if _NODE_RE.match(d.name[len(self.prefix) + 1 :]):
-                    shutil.rmtree(d, ignore_errors=True)
-            shutil.rmtree(self.state_dir, ignore_errors=True)
+            self._teardown()
+
+    def _teardown(self) -> None:
+        for name in peers.PEER_NAMES:  # graceful first: kea gets to clean up
+            if self.paths.pidfile(name).exists():
+                peers.stop(self, name)
+        nodes = self.existing_nodes()
+        # Anything else still running in the lab (dhclient from a test, ...).
+        procs.terminate([pid for n in nodes for pid in netns_pids(self.ns(n))])
+        for node in nodes:
+            self._remove_node(node)
+        for d in NETNS_ETC.glob(f"{self.prefix}-*"):
+            if _NODE_RE.match(d.name[len(self.prefix) + 1 :]):
+                shutil.rmtree(d, ignore_errors=True)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
 
     # ---- peers ----------------------------------------------------------
 
@@ -278,6 +305,23 @@ class Lab:
             self.exec(node, nft, "flush", "ruleset", check=False)
         sysctl(ns, "net.ipv4.ip_forward", 0)
         sysctl(ns, "net.ipv6.conf.all.forwarding", 0)
+
+    def route_router_via_isp(self, *families: int) -> None:
+        """Give the router default routes via the ISP, as router7-netconfigd would:
+        IPv4 via the ISP's access address, IPv6 via its link-local on down0.
+        `families` are 4 and/or 6 (default both).
+
+        `replace`, not `add`: until forwarding is on, the router accepts the
+        ISP's RAs, so the kernel may already hold the IPv6 default route via
+        that same link-local (proto ra), and `add` would fail with "File
+        exists" whenever an RA came first. Idempotent.
+        """
+        ns = self.ns("router")
+        if 4 in (families or (4,)):
+            ip(ns, "-4", "route", "replace", "default", "via", self.addr.isp_access_v4)
+        if 6 in (families or (6,)):
+            via = self.link_local("isp", "down0")
+            ip(ns, "-6", "route", "replace", "default", "via", via, "dev", "uplink0")
 
     # ---- inspection -----------------------------------------------------
 
