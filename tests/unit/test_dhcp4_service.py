@@ -8,12 +8,7 @@ import signal
 from prometheus_client import REGISTRY
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet import IP, UDP
-<<<<<<< HEAD
-from scapy.utils import rdpcap
 from twisted.internet.testing import MemoryReactorClock
-=======
-from twisted.internet import task
->>>>>>> testinfra
 
 from router7.dhcp4 import wire
 from router7.dhcp4.client import State
