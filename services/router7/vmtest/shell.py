@@ -46,14 +46,20 @@ def new_marker() -> str:
     return "R7TS-" + secrets.token_hex(8)
 
 
-def request(command: str, marker: str, timeout: int | None = None) -> bytes:
+def request(
+    command: str,
+    marker: str,
+    timeout: int | None = None,
+    err_file: str = ERR_FILE,
+    rc_file: str = RC_FILE,
+) -> bytes:
     """The line that runs `command` in the guest and replies under `marker`."""
     script = base64.b64encode(f"set -euo pipefail; {command}".encode()).decode()
     limit = f"timeout {int(timeout)} " if timeout else ""
     return (
-        f'( {limit}bash -c "$(echo {script} | base64 -d)" </dev/null 2>{ERR_FILE}; '
-        f"echo $? >{RC_FILE} ) | base64 -w0; "
-        f'echo; echo "{marker} $(cat {RC_FILE}) $(base64 -w0 <{ERR_FILE})"\n'
+        f'( {limit}bash -c "$(echo {script} | base64 -d)" </dev/null 2>{err_file}; '
+        f"echo $? >{rc_file} ) | base64 -w0; "
+        f'echo; echo "{marker} $(cat {rc_file}) $(base64 -w0 <{err_file})"\n'
     ).encode()
 
 
