@@ -143,9 +143,13 @@ def argv(cfg: VmConfig, accel: str | None = None) -> list[str]:
         a += ["-netdev", f"tap,id={nic.id}-net,ifname={nic.tap},script=no,downscript=no"]
         a += ["-device", dev]
     if cfg.boot in ("disk", "netboot"):
+        # Netboot: the disk holds /perm but is no boot device, and strict boot order
+        # keeps SeaBIOS from falling back to it: a boot proves the netboot path.
+        bootindex = ",bootindex=1" if cfg.boot == "disk" else ""
         a += ["-drive", f"file={cfg.disk},if=none,id=disk0,format=qcow2,cache=unsafe"]
-        a += ["-device", f"virtio-blk-pci,drive=disk0,addr={SLOT_DISK:#x},bootindex=2"]
+        a += ["-device", f"virtio-blk-pci,drive=disk0,addr={SLOT_DISK:#x}{bootindex}"]
     if cfg.boot == "netboot":
+        a += ["-boot", "strict=on"]
         a += [
             "-netdev", f"user,id=boot-net,restrict=on,tftp={cfg.image_dir},bootfile=netboot.ipxe",
             "-device", f"virtio-net-pci,netdev=boot-net,id=bootnic,addr={SLOT_BOOTNIC:#x},bootindex=1",
