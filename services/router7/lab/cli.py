@@ -228,7 +228,7 @@ def _up_vm(lab: Lab, args: argparse.Namespace) -> int:
     )
     print(f"  image   {image_dir}")
     print(
-        f"  console {sd / 'console.log'}  (interactive: socat -,raw,echo=0 UNIX-CONNECT:{sd / 'console.sock'})"
+        f"  console {sd / 'console.log'}  (interactive: socat -,raw,echo=0,escape=0x1d UNIX-CONNECT:{sd / 'console.sock'})"
     )
     print(f"  monitor {sd / 'qmp.sock'} (QMP)")
     if args.wait:

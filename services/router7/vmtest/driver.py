@@ -119,7 +119,7 @@ class Driver:
         cfg = self.router.config
         print(
             f"\nkept: lab {self.lab.prefix}, router VM pid {self.router.pid}\n"
-            f"  serial console:  socat -,raw,echo=0 UNIX-CONNECT:{cfg.console_socket}\n"
+            f"  serial console:  socat -,raw,echo=0,escape=0x1d UNIX-CONNECT:{cfg.console_socket}\n"
             f"  console log:     {cfg.console_log}\n"
             f"  a node:          router7-lab --prefix {self.lab.prefix} exec lan1 -- ip addr\n"
             f"  clean up:        router7-lab --prefix {self.lab.prefix} down"
