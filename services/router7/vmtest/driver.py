@@ -81,8 +81,13 @@ class Driver:
 
     def __enter__(self) -> Driver:
         with self.logger.nested(f"lab {self.lab.prefix} up ({self.boot} boot of {self.image_dir})"):
-            self.lab.up()
-            labvm.attach(self.lab)
+            try:
+                self.lab.up()
+                labvm.attach(self.lab)
+            except BaseException:
+                self.lab.down()
+                self.logger.close()
+                raise
         config: VmConfig = labvm.vm_config(
             self.lab, self.image_dir, self.out_dir / "vm-state", boot=self.boot
         )
