@@ -131,3 +131,37 @@ def test_wait_until_succeeds_returns_output_and_fail_raises(tmp_path):
     assert m.fail("exit 1") == ""
     with pytest.raises(RequestedAssertionFailed, match="unexpectedly succeeded"):
         m.fail("true")
+
+
+class FakeLab:
+    prefix = "x"
+
+    def __init__(self):
+        self.running = {"isp-dhcp4": True}
+
+    def ns(self, node):
+        return f"x-{node}"
+
+    def stop_peer(self, name):
+        self.running[name] = False
+
+    def start_peer(self, name):
+        self.running[name] = True
+
+    def peer_running(self, name):
+        return self.running.get(name, False)
+
+
+def test_systemctl_on_the_isp_maps_kea_and_radvd_to_lab_peers(tmp_path):
+    from router7.vmtest.machine import NamespaceMachine
+
+    lab = FakeLab()
+    isp = NamespaceMachine("isp", tmp_path, Logger(tmp_path, echo=False), lab, "isp")
+    assert isp.systemctl("stop kea-dhcp4-server") == (0, "")
+    assert lab.running["isp-dhcp4"] is False
+    assert isp.systemctl("is-active kea-dhcp4-server.service")[0] == 3
+    assert isp.get_unit_info("kea-dhcp4-server")["ActiveState"] == "inactive"
+    isp.systemctl("start kea-dhcp4-server")
+    isp.wait_for_unit("kea-dhcp4-server", timeout=5)
+    assert isp.systemctl("restart radvd")[0] == 0 and lab.running["isp-radvd"]
+    assert isp.systemctl("status sshd")[0] != 0

@@ -544,8 +544,7 @@ class NamespaceMachine(BaseMachine):
 
     def systemctl(self, q: str, user: str | None = None) -> tuple[int, str]:
         """`stop kea-dhcp4-server` & co. act on the lab's peers; other units do not exist."""
-        words = q.split()
-        verbs = [w for w in words if not w.startswith("-")]
+        verbs = [w for w in shlex.split(q) if not w.startswith("-")]
         if len(verbs) == 2 and verbs[1].removesuffix(".service") in UNIT_PEERS:
             verb, unit = verbs[0], verbs[1].removesuffix(".service")
             peer = UNIT_PEERS[unit]
