@@ -219,6 +219,10 @@ def _up_vm(lab: Lab, args: argparse.Namespace) -> int:
         )
     except image.ImageMissing as e:
         raise LabError(str(e)) from None
+    if RouterServices(lab).running():
+        raise LabError(
+            f"router7's services run in {lab.ns('router')}: `router7-lab down` before `up --vm`"
+        )
     accel, why = kvm.accelerator(image_dir / "vmlinuz")
     pid = labvm.start_lab_vm(lab, image_dir, args.boot)
     sd = labvm.state_dir(lab)
