@@ -254,6 +254,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"lab {lab.prefix} up: {', '.join(lab.ns(n) for n in lab.nodes)}")
         if args.vm:
             return _up_vm(lab, args)
+        if labvm.lab_vm_running(lab):
+            print(f"the router VM runs in {lab.ns('router')} (up --vm); services not started")
+            return 0
         if not args.no_router:
             router = RouterServices(lab)
             router.start()
