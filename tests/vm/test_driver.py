@@ -16,8 +16,7 @@ from router7.vmtest.machine import RequestedAssertionFailed
 
 UNITS_UP = """
 start_all()
-router.wait_for_unit("multi-user.target", timeout=600)
-router.wait_for_unit("router7-netconfigd.service", timeout=600)
+router.wait_for_unit("router7-netconfigd.service", timeout=900)
 router.succeed("test -d /perm")
 """
 
