@@ -112,6 +112,8 @@ class Driver:
                     with contextlib.suppress(Exception):
                         m.release()
                 self.lab.down()
+                if self.router is not None:  # the disk overlay: large, and the VM is gone
+                    self.router.config.disk.unlink(missing_ok=True)
         self.logger.close()
 
     def collect(self) -> None:
