@@ -53,7 +53,10 @@ class VmConfig:
     nics: list[Nic]
     boot: str = "disk"
     memory_mib: int = 1024
-    cpus: int = 1
+    # Two vCPUs: TCG runs one host thread per vCPU, and ten Python services start at once.
+    cpus: int = dataclasses.field(
+        default_factory=lambda: int(os.environ.get("ROUTER7_VM_CPUS", "2"))
+    )
     netns: str | None = None  # run qemu inside this network namespace (tap devices live there)
     allow_reboot: bool = True
     extra_args: list[str] = dataclasses.field(default_factory=list)
