@@ -5,7 +5,7 @@ import time
 
 from router7.lab.addresses import ADDR
 from router7.lab.scenario import (
-    LEASE4, LEASE6, now, obtained_after, parse_time, read_json, wait_for, wait_internet, wait_online,
+    LEASE4, LEASE6, now, renewed, parse_time, read_json, wait_for, wait_internet, wait_online,
 )
 
 
@@ -22,11 +22,11 @@ def configuration_kept():
 start_all()
 up = wait_online(router, lan)
 wait_internet(lan, ADDR.internet_v4, ADDR.internet_v6, ADDR.http_body)
-lease4, lease6 = read_json(router, LEASE4), read_json(router, LEASE6)
 
 with subtest("the ISP's DHCP servers stop for twice the lease time: nothing is lost"):
     isp.systemctl("stop kea-dhcp4-server")
     isp.systemctl("stop kea-dhcp6-server")
+    lease4, lease6 = read_json(router, LEASE4), read_json(router, LEASE6)
     stopped = now(router)
     # Long enough that the DHCPv4 lease runs out and the DHCPv6 client has tried to
     # renew in vain: otherwise the outage would go unnoticed.
@@ -39,9 +39,9 @@ with subtest("the ISP's DHCP servers stop for twice the lease time: nothing is l
 with subtest("the servers return: the router renews, same address, same prefix"):
     isp.systemctl("start kea-dhcp4-server")
     isp.systemctl("start kea-dhcp6-server")
-    renewed4 = wait_for(lambda: obtained_after(router, LEASE4, stopped), "a new DHCPv4 lease")
-    renewed = wait_for(lambda: obtained_after(router, LEASE6, stopped), "a new DHCPv6 lease")
+    renewed4 = wait_for(lambda: renewed(router, LEASE4, lease4), "a new DHCPv4 lease")
+    renewed6 = wait_for(lambda: renewed(router, LEASE6, lease6), "a new DHCPv6 lease")
     assert renewed4["address"] == str(up.wan), renewed4["address"]
-    assert [p["prefix"] for p in renewed["prefixes"]] == [str(up.delegated)], renewed["prefixes"]
-    assert not renewed.get("previous_prefixes"), renewed["previous_prefixes"]
+    assert [p["prefix"] for p in renewed6["prefixes"]] == [str(up.delegated)], renewed6["prefixes"]
+    assert not renewed6.get("previous_prefixes"), renewed6["previous_prefixes"]
     configuration_kept()

@@ -76,10 +76,10 @@ def wait_for(predicate: Callable[[], object], what: str, timeout: float = 900):
         time.sleep(2)
 
 
-def obtained_after(router, path: str, t: float):
-    """The lease in `path` if it was obtained after `t` (router's clock), else None."""
+def renewed(router, path: str, old: dict):
+    """The lease in `path` if the client got a new one since `old` (same file), else None."""
     lease = read_json(router, path)
-    return lease if parse_time(lease["obtained_at"]) > t else None
+    return lease if lease["obtained_at"] != old["obtained_at"] else None
 
 
 def http_get(client, url: str, family: int = 4) -> str:
