@@ -5,6 +5,7 @@ import time
 
 from router7.lab.addresses import ADDR
 from router7.lab.scenario import (
+    use_short_leases,
     LEASE4, LEASE6, now, renewed, parse_time, read_json, wait_for, wait_internet, wait_online,
 )
 
@@ -19,6 +20,7 @@ def configuration_kept():
     wait_internet(lan, ADDR.internet_v4, ADDR.internet_v6, ADDR.http_body)
 
 
+use_short_leases(isp)
 start_all()
 up = wait_online(router, lan)
 wait_internet(lan, ADDR.internet_v4, ADDR.internet_v6, ADDR.http_body)

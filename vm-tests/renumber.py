@@ -6,7 +6,7 @@ import ipaddress
 import json
 
 from router7.lab.addresses import ADDR
-from router7.lab.scenario import LEASE6, read_json, wait_for, wait_internet, wait_online
+from router7.lab.scenario import use_short_leases, LEASE6, read_json, wait_for, wait_internet, wait_online
 
 NEW_POOL = ipaddress.ip_network("2001:db8:200::/40")
 
@@ -29,6 +29,7 @@ def new_prefix():
     return None
 
 
+use_short_leases(isp)
 start_all()
 up = wait_online(router, lan)
 old64 = up.lan64
