@@ -6,7 +6,15 @@ import time
 from router7.lab.addresses import ADDR
 from router7.lab.scenario import (
     use_short_leases,
-    LEASE4, LEASE6, now, renewed, parse_time, read_json, wait_for, wait_internet, wait_online,
+    LEASE4,
+    LEASE6,
+    now,
+    renewed,
+    parse_time,
+    read_json,
+    wait_for,
+    wait_internet,
+    wait_online,
 )
 
 
@@ -36,7 +44,9 @@ with subtest("the ISP's DHCP servers stop for twice the lease time: nothing is l
     while now(router) < until:
         time.sleep(min(15, max(1, until - now(router))))
         configuration_kept()
-    assert parse_time(read_json(router, LEASE4)["expires_at"]) < now(router), "the lease was renewed"
+    assert parse_time(read_json(router, LEASE4)["expires_at"]) < now(router), (
+        "the lease was renewed"
+    )
 
 with subtest("the servers return: the router renews, same address, same prefix"):
     isp.systemctl("start kea-dhcp4-server")

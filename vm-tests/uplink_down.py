@@ -8,8 +8,17 @@ import time
 from router7.lab.addresses import ADDR
 from router7.lab.scenario import (
     use_short_leases,
-    LEASE4, LEASE6, dhcp4_sent, dhcp6_sent, now, renewed, parse_time, read_json,
-    wait_for, wait_internet, wait_online,
+    LEASE4,
+    LEASE6,
+    dhcp4_sent,
+    dhcp6_sent,
+    now,
+    renewed,
+    parse_time,
+    read_json,
+    wait_for,
+    wait_internet,
+    wait_online,
 )
 
 
