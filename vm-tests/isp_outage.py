@@ -5,13 +5,13 @@ import time
 
 from router7.lab.addresses import ADDR
 from router7.lab.scenario import (
-    use_short_leases,
     LEASE4,
     LEASE6,
     now,
-    renewed,
     parse_time,
     read_json,
+    renewed,
+    use_short_leases,
     wait_for,
     wait_internet,
     wait_online,

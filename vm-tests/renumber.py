@@ -7,9 +7,9 @@ import json
 
 from router7.lab.addresses import ADDR
 from router7.lab.scenario import (
-    use_short_leases,
     LEASE6,
     read_json,
+    use_short_leases,
     wait_for,
     wait_internet,
     wait_online,

@@ -7,15 +7,15 @@ import time
 
 from router7.lab.addresses import ADDR
 from router7.lab.scenario import (
-    use_short_leases,
     LEASE4,
     LEASE6,
     dhcp4_sent,
     dhcp6_sent,
     now,
-    renewed,
     parse_time,
     read_json,
+    renewed,
+    use_short_leases,
     wait_for,
     wait_internet,
     wait_online,
