@@ -27,7 +27,9 @@ def caps(names):
 
 def status(pid):
     fields = dict(
-        l.split(":", 1) for l in router.succeed(f"cat /proc/{pid}/status").splitlines() if ":" in l
+        line.split(":", 1)
+        for line in router.succeed(f"cat /proc/{pid}/status").splitlines()
+        if ":" in line
     )
     return {k: v.split() for k, v in fields.items()}
 

@@ -51,7 +51,7 @@ with subtest("a static lease: lan2 gets its fixed address and name"):
 
 with subtest("DHCPv4 and DNS for both hosts, forward and reverse"):
     me = str(up.lan_v4.ip)
-    leases = {l["hardware_addr"]: l for l in read_json(router, LAN_LEASES)}
+    leases = {lease["hardware_addr"]: lease for lease in read_json(router, LAN_LEASES)}
     name = leases[lan_mac]["hostname_override"] or leases[lan_mac]["hostname"]
     assert leases[lan2_mac]["addr"] == STATIC, leases[lan2_mac]
     for host, addr in ((name, me), ("printer", STATIC)):

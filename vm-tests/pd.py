@@ -34,9 +34,9 @@ with subtest("dnsd resolves the internet's zone and the LAN host's name"):
     assert ADDR.internet_v6 in lan.succeed(f"dig @{LAN_GW} +short {ADDR.www_name} AAAA").split()
     me = str(up.lan_v4.ip)
     name = next(
-        l["hostname_override"] or l["hostname"]
-        for l in read_json(router, LAN_LEASES)
-        if l["addr"] == me
+        lease["hostname_override"] or lease["hostname"]
+        for lease in read_json(router, LAN_LEASES)
+        if lease["addr"] == me
     )
     assert name, f"the lease of {me} carries no host name"
     assert lan.succeed(f"dig @{LAN_GW} +short {name}.lan A").split() == [me]

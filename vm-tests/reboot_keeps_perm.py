@@ -26,7 +26,9 @@ def remembered():
         "client_duid": read_json(router, LEASE6)["client_duid"],
         "prefix": [p["prefix"] for p in read_json(router, LEASE6)["prefixes"]],
         "wan": read_json(router, LEASE4)["address"],
-        "leases": sorted((l["hardware_addr"], l["addr"]) for l in read_json(router, LAN_LEASES)),
+        "leases": sorted(
+            (lease["hardware_addr"], lease["addr"]) for lease in read_json(router, LAN_LEASES)
+        ),
         "status clients": sorted(
             (c["hardware_addr"], c["addr"], c["hostname"])
             for c in json.loads(http_get(lan, f"http://{LAN_GW}/status.json"))["lan"]["leases"]
