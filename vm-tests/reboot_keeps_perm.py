@@ -65,6 +65,6 @@ with subtest("the router renewed: Rebind and INIT-REBOOT, no Solicit, no DISCOVE
     assert dhcp6_sent(lan, "solicit") == 0 and dhcp6_sent(lan, "rebind") >= 1
     assert dhcp4_sent(lan, "discover") == 0 and dhcp4_sent(lan, "request") >= 1
     router.succeed(
-        "journalctl -b -u router7-dhcp6 | grep -q 'stored lease valid until .*: rebinding'"
+        "journalctl -b -u router7-dhcp6 | grep 'stored lease valid until .*: rebinding' >/dev/null"
     )
-    router.succeed("journalctl -b -u router7-dhcp4 | grep -q 'INIT-REBOOT'")
+    router.succeed("journalctl -b -u router7-dhcp4 | grep 'INIT-REBOOT' >/dev/null")

@@ -161,12 +161,13 @@ class Dhcp4Core:
         if self.state in (State.INIT, State.RELEASED):
             return
         self._cancel_all()
-        if self.lease is not None and self.now() < self.lease.expires_at:
+        expires = self.lease.expires_at if self.lease is not None else None
+        if self.lease is not None and (expires is None or self.now() < expires):
             self._reboot()
-            # Should nobody answer, the lease still ends when it ends.
-            self._lease_timers = [
-                self.clock.callLater(self._delay_until(self.lease.expires_at), self._expire)
-            ]
+            if expires is not None:  # should nobody answer, the lease still ends when it ends
+                self._lease_timers = [
+                    self.clock.callLater(self._delay_until(expires), self._expire)
+                ]
         else:
             self._discover()
 

@@ -10,7 +10,6 @@ from router7.dhcp4 import metrics, wire
 from router7.dhcp4.client import Dhcp4Core, Listener, State, Transmit
 from router7.dhcp4.lease import Lease, LeaseStore
 from router7.dhcp4.transport import PacketTransport
-from router7.runtime.carrier import CarrierWatch
 from router7.runtime.service import EXIT_DONT_RESTART, Service
 from router7.runtime.statefile import Optional, StateFileError, read_json
 
@@ -75,7 +74,9 @@ class Dhcp4Client(Service, Listener):
     def make_transport(self) -> PacketTransport:
         return PacketTransport(self.args.uplink, self.reactor, self._packet)
 
-    def make_carrier_watch(self) -> CarrierWatch:
+    def make_carrier_watch(self):
+        from router7.runtime.carrier import CarrierWatch  # lazily: unit tests need no netlink
+
         return CarrierWatch(self.reactor, self.args.uplink, self.core.link_up)
 
     def stop(self) -> None:
