@@ -50,9 +50,7 @@ def require(tools: dict[str, str]) -> dict[str, str]:
 
 def busybox_static() -> Path:
     if not BUSYBOX.exists():
-        raise MissingTool(
-            "missing /bin/busybox (static); install: apt-get install busybox-static"
-        )
+        raise MissingTool("missing /bin/busybox (static); install: apt-get install busybox-static")
     return BUSYBOX
 
 
