@@ -11,6 +11,7 @@
           └─ tcp6: <target>
     lan/lan0                          lan0 has its IPv4 address
     └─ dns: <server>                  the LAN's resolver answers
+    perm: persistent                  /perm is not a tmpfs (it survives a reboot)
 
 The probes are injected (``Probes``) so unit tests can build the same tree with
 fakes and a task.Clock.
@@ -21,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from router7.diagd import probes
+from router7.diagd import perm, probes
 from router7.diagd.config import Config
 from router7.diagd.tree import Check
 
@@ -56,6 +57,9 @@ class Probes:
 
     def tcp(self, version: int, host: str, port: int):
         return probes.tcp_connect(self.reactor, host, port, version)
+
+    def perm_persistent(self):
+        return perm.persistence(self.perm)
 
     def lan_address(self):
         return probes.lan_status(self.lan)
@@ -104,4 +108,4 @@ def build(config: Config, p: Probes) -> list[Check]:
         p.lan_address,
         [Check(f"dns: {server or p.lan}", lambda: p.dns(server, config.dns_name))],
     )
-    return [uplink, lan]
+    return [uplink, lan, Check("perm: persistent", p.perm_persistent)]

@@ -33,13 +33,17 @@ class Recipe:
         return _words(self.debian_dir / "packages.txt")
 
     @property
+    def purge(self) -> list[str]:
+        return _words(self.debian_dir / "purge.txt")
+
+    @property
     def epoch(self) -> int:
         return int(os.environ.get("SOURCE_DATE_EPOCH") or self.debian["source_date_epoch"])
 
     def debian_key(self) -> str:
         """What mmdebstrap's result depends on: the package list and mirrors."""
         h = hashlib.sha256(f"debian {BUILDER_VERSION}\n".encode())
-        for name in ("debian.json", "packages.txt"):
+        for name in ("debian.json", "packages.txt", "purge.txt"):
             h.update(name.encode() + b"\0" + (self.debian_dir / name).read_bytes())
         return h.hexdigest()[:16]
 

@@ -43,8 +43,10 @@ def mmdebstrap(recipe: Recipe, tar: Path, kernel_dir: Path) -> None:
         'apt-get download -q "$k"\' && '
         f'cp "$1"/tmp/linux-image-*.deb {kernel_dir}/ && rm -f "$1"/tmp/*.deb'
     )
+    purge = 'chroot "$1" dpkg --purge --force-depends ' + " ".join(recipe.purge)
     argv = ["mmdebstrap", "--variant=minbase", f"--architecture={deb['architecture']}",
-            "--include=" + ",".join(recipe.packages), "--customize-hook=" + hook]  # fmt: skip
+            "--include=" + ",".join(recipe.packages), "--customize-hook=" + hook,
+            "--customize-hook=" + purge]  # fmt: skip
     argv += [f"--dpkgopt=path-exclude={p}" for p in DPKG_EXCLUDES]
     argv += [f"--dpkgopt=path-include={p}" for p in DPKG_INCLUDES]
     argv += [deb["suite"], str(tar), *deb["mirrors"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -55,7 +56,15 @@ def busybox_static() -> Path:
 
 
 def syslinux_mbr() -> Path:
-    for d in SYSLINUX_MBR_DIRS:
-        if (d / "mbr.bin").exists():
-            return d / "mbr.bin"
+    """syslinux's MBR boot code: $ROUTER7_SYSLINUX_MBR, Debian's path, or beside the binary (Nix)."""
+    candidates = (
+        [Path(os.environ["ROUTER7_SYSLINUX_MBR"])] if "ROUTER7_SYSLINUX_MBR" in os.environ else []
+    )
+    candidates += [d / "mbr.bin" for d in SYSLINUX_MBR_DIRS]
+    binary = shutil.which("syslinux")
+    if binary:
+        candidates.append(Path(binary).resolve().parents[1] / "share" / "syslinux" / "mbr.bin")
+    for c in candidates:
+        if c.exists():
+            return c
     raise MissingTool("missing syslinux's mbr.bin; install: apt-get install syslinux-common")

@@ -13,6 +13,7 @@ from router7.lab.netns import LabError, need, netns_exists
 from router7.lab.peers import PEERS
 from router7.lab.router import RouterServices, format_status, start_lan_clients
 from router7.lab.topology import Lab
+from router7.vmtest import labvm
 
 EPILOG = (
     """\
@@ -23,6 +24,7 @@ peers: """
 
 examples:
   router7-lab up --lan-hosts 2
+  router7-lab up --vm --wait 300  # the router is the image in qemu (router7-image build)
   router7-lab status --json
   router7-lab exec isp -- tshark -i down0
   router7-lab exec router -- ip addr
@@ -72,6 +74,23 @@ def _parser() -> argparse.ArgumentParser:
         default=0,
         metavar="S",
         help="wait up to S seconds for the router's WAN lease, prefix and a LAN client",
+    )
+    up.add_argument(
+        "--vm",
+        action="store_true",
+        help="the router is the image in qemu (router7-image build), not services in a namespace",
+    )
+    up.add_argument(
+        "--boot",
+        choices=["disk", "netboot", "kernel"],
+        default="disk",
+        help="with --vm: boot disk.img (SeaBIOS), netboot (iPXE) or kernel+initrd directly",
+    )
+    up.add_argument(
+        "--image-dir",
+        default=None,
+        metavar="DIR",
+        help="with --vm: the image (default: $ROUTER7_IMAGE_DIR or build/image)",
     )
     up.add_argument(
         "--no-router",
@@ -188,11 +207,49 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def _up_vm(lab: Lab, args: argparse.Namespace) -> int:
+    """The router as the image in qemu, its NICs bridged into the lab (router7.vmtest.labvm)."""
+    from pathlib import Path
+
+    from router7.vmtest import image, kvm
+
+    try:
+        image_dir = image.require(
+            Path(args.image_dir) if args.image_dir else None, image.NEEDED[args.boot]
+        )
+    except image.ImageMissing as e:
+        raise LabError(str(e)) from None
+    accel, why = kvm.accelerator(image_dir / "vmlinuz")
+    pid = labvm.start_lab_vm(lab, image_dir, args.boot)
+    sd = labvm.state_dir(lab)
+    start_lan_clients(lab)
+    print(
+        f"router VM running in {lab.ns('router')}: qemu pid {pid}, {args.boot} boot, {accel} ({why})"
+    )
+    print(f"  image   {image_dir}")
+    print(
+        f"  console {sd / 'console.log'}  (interactive: socat -,raw,echo=0,escape=0x1d UNIX-CONNECT:{sd / 'console.sock'})"
+    )
+    print(f"  monitor {sd / 'qmp.sock'} (QMP)")
+    if args.wait:
+        deadline = time.monotonic() + args.wait
+        while time.monotonic() < deadline:
+            st = labvm.router_status(lab, timeout=max(1.0, deadline - time.monotonic()))
+            if st["wan"] and (st["ipv6"] or {}).get("prefixes") and st["clients"]:
+                print(f"router settled after {args.wait - (deadline - time.monotonic()):.0f}s")
+                return 0
+            time.sleep(2)
+        print(f"router not settled after {args.wait:g}s: see {sd / 'console.log'}", file=sys.stderr)
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.cmd == "up":
         lab = Lab(args.prefix, lan_hosts=args.lan_hosts)
         lab.up(timeout=args.timeout)
         print(f"lab {lab.prefix} up: {', '.join(lab.ns(n) for n in lab.nodes)}")
+        if args.vm:
+            return _up_vm(lab, args)
         if not args.no_router:
             router = RouterServices(lab)
             router.start()
@@ -210,7 +267,11 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.cmd == "status":
         s = lab.status()
-        router = RouterServices(lab).status() if lab.exists() else None
+        router = None
+        if labvm.lab_vm_running(lab):
+            router = labvm.router_status(lab)
+        elif lab.exists():
+            router = RouterServices(lab).status()
         if args.json:
             json.dump({**s, "router": router}, sys.stdout, indent=2)
             print()

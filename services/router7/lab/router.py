@@ -248,7 +248,13 @@ def format_status(status: dict) -> str:
 
 
 def start_lan_clients(lab) -> None:
-    """Let each LAN host configure itself by DHCP, like a household device.
+    """Start `start_lan_client` on every LAN host of the lab."""
+    for node in [n for n in lab.existing_nodes() if n.startswith("lan")]:
+        start_lan_client(lab, node)
+
+
+def start_lan_client(lab, node: str) -> None:
+    """Let LAN host `node` configure itself by DHCP, like a household device.
 
     dhcpcd keeps state in /var/lib/dhcpcd and runs hooks that edit host files
     (resolv.conf, hostname): give it tmpfs state directories and /bin/true as
@@ -257,14 +263,13 @@ def start_lan_clients(lab) -> None:
     dhcpcd-base package creates it). The tmpfs mounts stay private:
     `ip netns exec` runs each command in its own mount namespace, slave to /.
     """
-    for node in [n for n in lab.existing_nodes() if n.startswith("lan")]:
-        # pgrep would see every namespace's processes: look only at this node's.
-        if any(_comm(pid) == "dhcpcd" for pid in netns_pids(lab.ns(node))):
-            continue
-        script = (
-            "mount -t tmpfs tmpfs /run && mkdir -p /run/dhcpcd && "
-            "mount -t tmpfs tmpfs /var/lib/dhcpcd && "
-            f"exec dhcpcd -f /dev/null -4 -L -b -c /bin/true -h {node} eth0"
-        )
-        log = (lab.paths.logs / f"{node}-dhcpcd.log").open("ab")
-        lab.popen(node, "sh", "-c", script, stdout=log, stderr=log)
+    # pgrep would see every namespace's processes: look only at this node's.
+    if any(_comm(pid) == "dhcpcd" for pid in netns_pids(lab.ns(node))):
+        return
+    script = (
+        "mount -t tmpfs tmpfs /run && mkdir -p /run/dhcpcd && "
+        "mount -t tmpfs tmpfs /var/lib/dhcpcd && "
+        f"exec dhcpcd -f /dev/null -4 -L -b -c /bin/true -h {node} eth0"
+    )
+    log = (lab.paths.logs / f"{node}-dhcpcd.log").open("ab")
+    lab.popen(node, "sh", "-c", script, stdout=log, stderr=log)

@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import socket
 
+from router7.netconfigd import firstboot
 from router7.netconfigd import plan as planmod
 from router7.netconfigd.apply import Applier
 from router7.netconfigd.config import ConfigStore
@@ -101,6 +102,10 @@ class Netconfigd(Service):
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
         self._retry = None
+        try:
+            firstboot.ensure_interfaces(self.perm)
+        except OSError as e:
+            log.error("first boot: cannot write interfaces.json: %s", e)
         inputs, config_errors = self.store.load()
         self.metrics.config_errors.inc(len(config_errors))
         plan = planmod.build(inputs, uplink=self.args.uplink, lan=self.args.lan, resolve=resolve)
