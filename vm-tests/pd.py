@@ -15,9 +15,8 @@ with subtest("the ISP delegates a /48 and the LAN host gets addresses from the r
     assert up.lan_v6.network == up.lan64, f"{up.lan_v6} is not from the first /64 {up.lan64}"
 
 with subtest("the LAN host's IPv6 default route comes from the router's RA"):
-    lan0_ll = json.loads(router.succeed("ip -j -6 addr show dev lan0 scope link"))[0]["addr_info"][
-        0
-    ]["local"]
+    links = json.loads(router.succeed("ip -j -6 addr show dev lan0 scope link"))
+    lan0_ll = next(a["local"] for link in links for a in link["addr_info"] if "local" in a)
     lan.wait_until_succeeds(
         f"ip -6 route show default | grep -F 'via {lan0_ll} ' | grep -q 'proto ra'"
     )
