@@ -13,7 +13,8 @@ MARKER = "served by the LAN host behind a port forwarding"
 def lan_link(machine):
     """(ifname, MAC) of `machine`'s link on the LAN, once it has a LAN address."""
     machine.wait_until_succeeds(f"ip -4 addr show to {LAN_V4} | grep -q inet")
-    link = json.loads(machine.succeed(f"ip -j -4 addr show to {LAN_V4}"))[0]
+    links = json.loads(machine.succeed(f"ip -j -4 addr show to {LAN_V4}"))
+    link = next(link for link in links if any("local" in a for a in link.get("addr_info", [])))
     mac = json.loads(machine.succeed(f"ip -j link show dev {link['ifname']}"))[0]["address"]
     return link["ifname"], mac
 
