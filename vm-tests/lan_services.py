@@ -29,6 +29,8 @@ def open_ports(scan):
     for line in scan.splitlines():
         if "Ports:" in line:
             for entry in line.split("Ports:")[1].split("\t")[0].split(","):
+                if not entry.strip():  # "Ports: <tab>Ignored State: filtered (65535)"
+                    continue
                 port, state, proto = entry.strip().split("/")[:3]
                 if state == "open":
                     found.add(f"{port}/{proto}")
