@@ -63,6 +63,7 @@ def test_unit_keeps_the_contract(script):
     assert svc["Type"] == "notify"
     assert svc["Restart"] == "always"
     assert 0 < float(svc["RestartSec"]) <= 2
+    assert svc["TimeoutStartSec"] == "10min"  # slow (TCG) start-ups must not loop
     assert svc["User"] == "router7" and svc["Group"] == "router7"
     assert svc["ExecStart"].startswith(f"@bindir@/{script} ")
     assert "$ROUTER7_EXTRA_ARGS" in svc["ExecStart"]

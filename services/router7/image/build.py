@@ -154,8 +154,18 @@ def build(source: Path, out: Path, cache: Path, rebuild: bool = False, progress=
         shutil.rmtree(done, ignore_errors=True)
         os.replace(stage_dir, done)
     _publish(done, out)
+    _prune_cache(cache, keep={done.name, debian.name})
     report(manifest, progress)
     return manifest
+
+
+def _prune_cache(cache: Path, keep: set[str], extra: int = 1) -> None:
+    """Drop old artefacts-*/debian-* entries (400 MB each): keep these and the newest others."""
+    for pattern in ("artefacts-*", "debian-*"):
+        entries = sorted(cache.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
+        others = [p for p in entries if p.name not in keep]
+        for old in others[extra:]:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _publish(src: Path, out: Path) -> None:

@@ -15,6 +15,8 @@ BINDIR = "/usr/bin"
 SITE = "usr/lib/python3/dist-packages"
 # Not needed on a router with no one logged in; kept: /usr/share/doc/*/copyright.
 PRUNE = ["usr/share/man", "usr/share/info", "usr/share/locale", "usr/share/lintian",
+         # udev's hardware database only names vendors and models: 22 MB
+         "usr/lib/udev/hwdb.bin", "usr/lib/udev/hwdb.d",
          "usr/share/bash-completion", "usr/share/zsh", "var/cache/debconf/templates.dat-old",
          "var/cache/apt", "var/lib/apt/lists"]  # fmt: skip
 DPKG_EXCLUDES = ["/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*",
@@ -125,9 +127,17 @@ def install_python(recipe: Recipe, root: Path, wheel: Path, work: Path) -> dict[
     run([sys.executable, "-m", "pip", "install", "-q", "--no-compile", "--only-binary", ":all:",
          "--target", str(target), "-c", str(recipe.source / "requirements.lock"), str(wheel)])  # fmt: skip
     shutil.rmtree(target / "bin", ignore_errors=True)
+    # The dependencies' own test suites (Twisted's alone is 20 MB) never run here.
+    for tests in sorted(target.glob("*/**/test*")):
+        if tests.is_dir() and tests.name in ("test", "tests") and tests.parts[-2] != "router7":
+            shutil.rmtree(tests, ignore_errors=True)
     versions = {}
     for info in sorted(target.glob("*.dist-info")):
-        (info / "direct_url.json").unlink(missing_ok=True)  # names the build's temp dir
+        # direct_url.json names the build's temp dir: drop it and its RECORD line.
+        (info / "direct_url.json").unlink(missing_ok=True)
+        record = info / "RECORD"
+        lines = record.read_text().splitlines(keepends=True)
+        record.write_text("".join(x for x in lines if not x.startswith(f"{info.name}/direct_url")))
         name, version = info.name[: -len(".dist-info")].rsplit("-", 1)
         versions[name] = version
     site = root / SITE
