@@ -96,7 +96,7 @@ def main() -> int:
     print(f"accelerator: {accel} ({why})")
     print(f"initrd: {(img / 'initrd').stat().st_size / 1e6:.1f} MB")
     trivial = trivial_boot(img / "vmlinuz", accel)
-    print(f"{'kernel + trivial initrd, power-on to power-off':48} {trivial:7.1f} s")
+    print(f"{'kernel + trivial initrd, power-on to power-off':72} {trivial:7.1f} s")
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "vm_boot_bench.py"
         script.write_text(SCENARIO)
@@ -108,7 +108,7 @@ def main() -> int:
             )
     for what, secs in marks.items():
         print(
-            f"{'image (disk.img): power-on to ' + what:48} {secs:7.1f} s  ({secs / trivial:.1f}x)"
+            f"{'image (disk.img): power-on to ' + what:72} {secs:7.1f} s  ({secs / trivial:.1f}x)"
         )
     return 0
 

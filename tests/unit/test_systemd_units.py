@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "pkgs" / "systemd"
 # Console scripts that are tools run by a person or the build, not services.
-NOT_SERVICES = {"router7-lab", "router7-restore", "router7-image"}
+NOT_SERVICES = {"router7-lab", "router7-restore", "router7-image", "router7-vmtest"}
 CAPS = {"CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_NET_BIND_SERVICE"}
 
 

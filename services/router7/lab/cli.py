@@ -219,6 +219,10 @@ def _up_vm(lab: Lab, args: argparse.Namespace) -> int:
         )
     except image.ImageMissing as e:
         raise LabError(str(e)) from None
+    if RouterServices(lab).running():
+        raise LabError(
+            f"router7's services run in {lab.ns('router')}: `router7-lab down` before `up --vm`"
+        )
     accel, why = kvm.accelerator(image_dir / "vmlinuz")
     pid = labvm.start_lab_vm(lab, image_dir, args.boot)
     sd = labvm.state_dir(lab)
@@ -250,6 +254,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"lab {lab.prefix} up: {', '.join(lab.ns(n) for n in lab.nodes)}")
         if args.vm:
             return _up_vm(lab, args)
+        if labvm.lab_vm_running(lab):
+            print(f"the router VM runs in {lab.ns('router')} (up --vm); services not started")
+            return 0
         if not args.no_router:
             router = RouterServices(lab)
             router.start()

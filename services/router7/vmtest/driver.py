@@ -12,6 +12,7 @@ node: `router` (the VM), `isp`, `internet`, `lan` (= lab host lan1) and
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import time
@@ -47,9 +48,13 @@ def artifacts_root() -> Path:
     return Path(os.environ.get("ROUTER7_TEST_ARTIFACTS", image.checkout_root() / "test-artifacts"))
 
 
+_runs = itertools.count()
+
+
 def unique_prefix() -> str:
-    """A lab prefix of our own ([a-z][a-z0-9]{0,11}): runs never share namespaces."""
-    return "vt" + format(os.getpid(), "x")[-8:]
+    """A lab prefix of our own ([a-z][a-z0-9]{0,11}): runs never share namespaces,
+    not even two runs in one process (pytest)."""
+    return f"vt{os.getpid() & 0xFFFFFF:x}x{next(_runs) % 256:x}"
 
 
 class Driver:
@@ -107,6 +112,8 @@ class Driver:
                     with contextlib.suppress(Exception):
                         m.release()
                 self.lab.down()
+                if self.router is not None:  # the disk overlay: large, and the VM is gone
+                    self.router.config.disk.unlink(missing_ok=True)
         self.logger.close()
 
     def collect(self) -> None:

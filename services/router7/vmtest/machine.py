@@ -58,6 +58,14 @@ def retry(fn: Callable[[bool], bool], timeout_seconds: int = 900) -> None:
         )
 
 
+def _retry(machine: str, what: str, fn: Callable[[bool], bool], timeout: int) -> None:
+    """retry(), with the machine and what it waited for in the failure."""
+    try:
+        retry(fn, timeout)
+    except RequestedAssertionFailed as e:
+        raise RequestedAssertionFailed(f"{machine}: {what}: {e}") from None
+
+
 def make_command(args: list) -> str:
     return " ".join(map(shlex.quote, map(str, args)))
 
@@ -187,7 +195,12 @@ class BaseMachine:
 
     def wait_for_file(self, filename: str, timeout: int = 900) -> None:
         with self.logger.nested(f"waiting for file '{filename}'", self.name):
-            retry(lambda _l: self.execute(f"test -e {filename}")[0] == 0, timeout)
+            _retry(
+                self.name,
+                f"waiting for file {filename}",
+                lambda _l: self.execute(f"test -e {filename}")[0] == 0,
+                timeout,
+            )
 
     def _port_open(self, port: int, addr: str) -> bool:
         # bash's /dev/tcp: the image has no netcat.
@@ -196,11 +209,21 @@ class BaseMachine:
 
     def wait_for_open_port(self, port: int, addr: str = "localhost", timeout: int = 900) -> None:
         with self.logger.nested(f"waiting for TCP port {port} on {addr}", self.name):
-            retry(lambda _l: self._port_open(port, addr), timeout)
+            _retry(
+                self.name,
+                f"waiting for TCP port {port} on {addr}",
+                lambda _l: self._port_open(port, addr),
+                timeout,
+            )
 
     def wait_for_closed_port(self, port: int, addr: str = "localhost", timeout: int = 900) -> None:
         with self.logger.nested(f"waiting for TCP port {port} on {addr} to be closed", self.name):
-            retry(lambda _l: not self._port_open(port, addr), timeout)
+            _retry(
+                self.name,
+                f"waiting for TCP port {port} on {addr} to close",
+                lambda _l: not self._port_open(port, addr),
+                timeout,
+            )
 
     # ---- systemd -------------------------------------------------------
 
@@ -255,7 +278,7 @@ class BaseMachine:
             return state == "active"
 
         with self.logger.nested(f"waiting for unit {unit}", self.name):
-            retry(check_active, timeout)
+            _retry(self.name, f"waiting for unit {unit}", check_active, timeout)
 
     def _unit_log(self, unit: str) -> str:
         _status, out = self.execute(
@@ -461,7 +484,7 @@ class VmMachine(BaseMachine):
             return m is not None
 
         with self.logger.nested(f"waiting for {regex} to appear on console", self.name):
-            retry(matches, timeout if timeout is not None else 24 * 3600)
+            _retry(self.name, f"waiting for console text {regex!r}", matches, timeout or 86400)
 
     def release(self) -> None:
         if self.process and self.process.poll() is None:
