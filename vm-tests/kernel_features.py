@@ -38,7 +38,7 @@ with subtest("a WireGuard interface from /perm/wireguard.json comes up"):
     link = json.loads(router.succeed("ip -j -d link show dev wg0"))[0]
     assert link["linkinfo"]["info_kind"] == "wireguard", link
     assert "UP" in link["flags"], link["flags"]
-    router.succeed("ss -Hlun 'sport = :51820' | grep -q 51820")
+    router.wait_until_succeeds("ss -Hlun 'sport = :51820' | grep -q 51820")  # set after the address
     assert "udp dport 51820 accept" in router.succeed("nft list table inet router7")
     router.fail("journalctl -u router7-netconfigd | grep 'has no WireGuard' >/dev/null")
     # The rest of the router is untouched by the new interface.
