@@ -347,6 +347,31 @@ def test_kea_rebind_when_the_server_no_longer_answers_unicast(net, tmp_path, cle
     assert rebound["obtained_at"] >= lease["rebind_at"]
 
 
+def test_cable_back_while_rebinding_confirms_with_init_reboot_at_once(net, tmp_path, cleanup):
+    kea = Kea(net, tmp_path / "kea", lifetime=32).start()  # T2 28 s, end 32 s
+    cleanup(kea)
+    client = Client(net.cli, tmp_path / "client").start()
+    cleanup(client)
+    lease = client.wait_lease()
+    sh("ip", "-n", net.srv, "link", "set", "down0", "down")  # uplink0 loses its carrier
+    try:
+        wait_for(
+            lambda: "rebinding" in client.log.read_text(),
+            "the client to rebind while the cable is out",
+            seconds_until(lease["rebind_at"]) + 5,
+            logs=[client.log],
+        )
+        seen = len(kea.received())
+    finally:
+        sh("ip", "-n", net.srv, "link", "set", "down0", "up")
+    back = client.wait_lease(newer_than=lease["obtained_at"], timeout=20)
+    assert back["address"] == lease["address"]
+    # INIT-REBOOT (from 0.0.0.0, no server id) set off by the carrier: a rebinding
+    # REQUEST would come from the leased address, and only a minute later.
+    assert kea.received()[seen:][:1] == [("REQUEST", "0.0.0.0", "255.255.255.255")]
+    assert "DISCOVER" not in [t for t, _, _ in kea.received()[seen:]]
+
+
 def test_kea_outage_longer_than_the_lease_keeps_the_files_and_recovers(net, tmp_path, cleanup):
     kea, client = kea_and_client(net, tmp_path, cleanup, lifetime=12)
     lease = client.wait_lease()

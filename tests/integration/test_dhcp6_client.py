@@ -361,6 +361,32 @@ def test_server_outage_keeps_lease_retries_with_backoff_and_recovers(kea, client
     assert IPv6Network(prefixes(recovered)[0]).subnet_of(IPv6Network(POOL_A))
 
 
+def test_cable_back_rebinds_at_once_and_keeps_the_prefix(pair, kea, client):
+    # Keep the ISP side's addresses while its link is down: kea's socket stays usable.
+    sh("ip", "netns", "exec", pair.srv, "sysctl", "-qw", "net.ipv6.conf.down0.keep_addr_on_down=1")
+    kea.start(t1=2, t2=3, preferred=30, valid=60)
+    client.start()
+    lease = client.wait_lease("a lease", logs=(kea.log,))
+    sh("ip", "-n", pair.srv, "link", "set", "down0", "down")  # uplink0 loses its carrier
+    try:
+        client.wait_lease(
+            "the client to rebind while the cable is out",
+            lambda _: "rebind" in client.sent()[len(client.sent()) - 1 :],
+            logs=(kea.log,),
+        )
+        out = client.lease()
+        mark = kea.mark()
+    finally:
+        sh("ip", "-n", pair.srv, "link", "set", "down0", "up")
+    back = client.wait_newer_lease(out, "a lease once the cable is back", logs=(kea.log,))
+    assert prefixes(back) == prefixes(lease)
+    # The carrier set off a new Rebind exchange (#1), not a retransmission of the old one.
+    log = client.log.read_text()
+    after = log[log.index("uplink0 has carrier again") :]
+    assert re.findall(r"sent (\w+ #\d+)", after)[:1] == ["rebind #1"], after[:2000]
+    assert "SOLICIT" not in kea.received(mark)
+
+
 def test_isp_changes_delegated_prefix_records_previous_prefix(kea, client):
     kea.start(pool=POOL_A, t1=2, t2=3, preferred=30, valid=60)
     client.start()

@@ -59,11 +59,20 @@ class Dhcp4Client(Service, Listener):
         if stored is not None:
             self._export(stored)
         self.core.start(stored)
+        self.carrier = self.make_carrier_watch()
+        self.carrier.start()
 
     def make_transport(self) -> PacketTransport:
         return PacketTransport(self.args.uplink, self.reactor, self._packet)
 
+    def make_carrier_watch(self):
+        from router7.runtime.carrier import CarrierWatch  # lazily: unit tests need no netlink
+
+        return CarrierWatch(self.reactor, self.args.uplink, self.core.link_up)
+
     def stop(self) -> None:
+        if getattr(self, "carrier", None) is not None:
+            self.carrier.stop()
         if getattr(self, "core", None) is not None:
             self.core.stop()
         if getattr(self, "transport", None) is not None:

@@ -31,6 +31,9 @@ class WireguardApplier:
                 continue
             try:
                 self.ipr.link("add", ifname=wg.name, kind="wireguard")
+                # Links were brought up before this step: a new one would stay down
+                # until the next run.
+                self.ipr.link("set", index=self.ipr.link_lookup(ifname=wg.name)[0], state="up")
                 log.info("created wireguard link %s", wg.name)
             except Exception as e:  # noqa: BLE001
                 code = getattr(e, "code", None)
