@@ -34,10 +34,14 @@ def _encode(msg, msg_type: int) -> bytes:
     return bytes(msg.data[: msg["header"]["length"]])
 
 
-def link(index: int, name: str, *, mac="02:00:00:00:00:01", mtu=1500, up=True, new=True) -> bytes:
+def link(
+    index: int, name: str, *, mac="02:00:00:00:00:01", mtu=1500, up=True, carrier=None, new=True
+) -> bytes:
+    """A link; ``carrier`` defaults to ``up`` (a cable is in)."""
     msg = ifinfmsg()
     msg["index"] = index
-    msg["flags"] = IFF_UP | IFF_LOWER_UP if up else 0
+    carrier = up if carrier is None else carrier
+    msg["flags"] = (IFF_UP if up else 0) | (IFF_LOWER_UP if carrier else 0)
     msg["attrs"] = [("IFLA_IFNAME", name), ("IFLA_ADDRESS", mac), ("IFLA_MTU", mtu)]
     return _encode(msg, RTM_NEWLINK if new else RTM_DELLINK)
 

@@ -166,17 +166,6 @@ class FakeTransport:
         pass
 
 
-class FakeCarrierWatch:
-    def __init__(self, reactor, ifname, on_up):
-        pass
-
-    def start(self):
-        pass
-
-    def stop(self):
-        pass
-
-
 def test_service_writes_lease_keeps_it_on_expiry_and_removes_it_on_release(tmp_path, monkeypatch):
     """The Service glue: lease.json written on Reply, kept when the lease runs out,
     removed after RELEASE with exit code 125."""
@@ -184,7 +173,6 @@ def test_service_writes_lease_keeps_it_on_expiry_and_removes_it_on_release(tmp_p
     from scapy.packet import Raw
 
     monkeypatch.setattr(servicemod, "UplinkTransport", FakeTransport)
-    monkeypatch.setattr(servicemod, "CarrierWatch", FakeCarrierWatch)
     notified = []
     monkeypatch.setattr(servicemod.Dhcp6Client, "notify", lambda self, name: notified.append(name))
     args = servicemod.Dhcp6Client.parser().parse_args(

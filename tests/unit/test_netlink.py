@@ -3,7 +3,7 @@
 import ipaddress
 import sys
 
-from router7.runtime.netlink import NetState, _done
+from router7.runtime.netlink import CarrierEdge, NetState, _done
 from tests.helpers import netlink
 
 
@@ -80,3 +80,31 @@ def test_dump_end_is_recognised():
     done = (20).to_bytes(4, sys.byteorder) + (3).to_bytes(2, sys.byteorder) + bytes(14)
     assert _done(netlink.link(1, "lo") + done)
     assert not _done(netlink.link(1, "lo"))
+
+
+def test_carrier_edge_reports_each_return_of_the_cable_once():
+    net = NetState()
+    net.feed(netlink.link(2, "uplink0"))
+    edge = CarrierEdge(net, "uplink0")
+    net.feed(netlink.link(2, "uplink0", mtu=1492))  # an attribute change while the cable is in
+    assert not edge.returned()
+    net.feed(netlink.link(2, "uplink0", carrier=False))
+    assert not edge.returned()
+    net.feed(netlink.link(3, "lan0"))
+    assert not edge.returned()  # another link's carrier
+    net.feed(netlink.link(2, "uplink0"))
+    assert edge.returned()
+    assert not edge.returned()
+
+
+def test_carrier_edge_counts_a_missing_or_down_link_as_no_carrier():
+    net = NetState()
+    edge = CarrierEdge(net, "uplink0")
+    net.feed(netlink.link(2, "uplink0", up=False, carrier=True))
+    assert not edge.returned()  # administratively down: no traffic yet
+    net.feed(netlink.link(2, "uplink0"))
+    assert edge.returned()
+    net.feed(netlink.link(2, "uplink0", new=False))
+    assert not edge.returned()
+    net.feed(netlink.link(4, "uplink0"))  # the link is back (a USB NIC replugged)
+    assert edge.returned()

@@ -14,7 +14,7 @@ from router7.dhcp6.duid import duid_path, iaid_from_mac, load_or_create
 from router7.dhcp6.lease import Lease
 from router7.dhcp6.metrics import MetricsListener
 from router7.dhcp6.transport import UplinkTransport
-from router7.runtime.carrier import CarrierWatch
+from router7.runtime.netlink import CarrierEdge
 from router7.runtime.service import EXIT_DONT_RESTART, Service
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,12 @@ class Dhcp6Client(Service, MetricsListener):
         )
         self.client = Dhcp6Machine(config, self.reactor, self, lease=stored)
         self.client.start()
-        self.carrier = CarrierWatch(self.reactor, uplink, self.client.link_up)
-        self.carrier.start()
+        self.uplink_carrier = CarrierEdge(self.net, uplink)
+
+    def net_changed(self, changes) -> None:
+        if self.uplink_carrier.returned():
+            log.info("%s has carrier again", self.args.uplink)
+            self.client.link_up()
 
     def _datagram(self, data: bytes, source: str) -> None:
         try:
@@ -110,8 +114,6 @@ class Dhcp6Client(Service, MetricsListener):
         self.shutdown(EXIT_DONT_RESTART)
 
     def stop(self):
-        if getattr(self, "carrier", None):
-            self.carrier.stop()
         if getattr(self, "client", None):
             self.client.stop()
         if getattr(self, "transport", None):

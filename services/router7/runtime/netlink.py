@@ -45,6 +45,7 @@ GROUPS = (
     RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE
 )
 IFF_UP = 0x1
+IFF_LOWER_UP = 0x10000  # the driver reports carrier (linux/if.h)
 IFA_F_DADFAILED = 0x08
 IFA_F_TENTATIVE = 0x40
 RT_TABLE_MAIN = 254
@@ -68,6 +69,10 @@ class Link:
     @property
     def up(self) -> bool:
         return bool(self.flags & IFF_UP)
+
+    @property
+    def has_carrier(self) -> bool:
+        return bool(self.flags & IFF_LOWER_UP)
 
 
 @dataclass(frozen=True)
@@ -272,6 +277,31 @@ _HANDLERS: dict[str, Callable] = {
 
 
 # --- the socket edge -----------------------------------------------------------
+
+
+class CarrierEdge:
+    """Notices one link's carrier coming back (a cable plugged in again) in a NetState.
+
+    The DHCP clients confirm their lease at that moment (RFC 2131 section 3.7,
+    RFC 8415 section 18.2.12) instead of at their next retransmission, which may
+    be minutes away. A link that is absent or down counts as having no carrier.
+    """
+
+    def __init__(self, net: NetState, ifname: str):
+        self.net = net
+        self.ifname = ifname
+        self.had_carrier = self._carrier()
+
+    def _carrier(self) -> bool:
+        link = self.net.link(self.ifname)
+        return link is not None and link.up and link.has_carrier
+
+    def returned(self) -> bool:
+        """True once for each return of the carrier since the last call."""
+        now = self._carrier()
+        back = now and not self.had_carrier
+        self.had_carrier = now
+        return back
 
 
 def _dump_request(cls, msg_type: int, seq: int) -> bytes:
