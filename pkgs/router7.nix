@@ -74,6 +74,25 @@ python3Packages.buildPythonApplication {
     }"
   ];
 
+  # The systemd units both legs share (pkgs/systemd/, see its README), with @bindir@
+  # pointing at the wrapped console scripts; the NixOS module enables them through
+  # systemd.packages and systemd.tmpfiles.packages. The VM test shell's unit and
+  # udev rule stay out: NixOS VM tests have their own backdoor.
+  postInstall = ''
+    mkdir -p $out/lib/systemd/system $out/lib/tmpfiles.d $out/lib/sysusers.d
+    for unit in ${./systemd}/router7*.service ${./systemd}/router7.target; do
+      case "$(basename "$unit")" in router7-testshell.service) continue ;; esac
+      dest=$out/lib/systemd/system/$(basename "$unit")
+      sed "s|@bindir@|$out/bin|g" "$unit" >"$dest"
+      if grep -q '@[a-z]*@' "$dest"; then
+        echo "unsubstituted placeholder in $dest" >&2
+        exit 1
+      fi
+    done
+    cp ${./systemd}/router7.tmpfiles.conf $out/lib/tmpfiles.d/router7.conf
+    cp ${./systemd}/router7.sysusers.conf $out/lib/sysusers.d/router7.conf
+  '';
+
   # Unit tests only. Integration tests need root, network namespaces and the
   # lab daemons; they skip themselves without root, and the build sandbox
   # must not even collect them.
