@@ -1,0 +1,151 @@
+"""What the VM scenarios in vm-tests/ share: reading the router's state through the
+NixOS test-driver API.
+
+Every function takes driver machines (`router`, `lan`, ...) and uses only their
+`succeed`/`wait_until_succeeds`, so the scenarios run the same under NixOS' driver and
+under router7-vmtest. The router's management ports answer private clients only, so
+HTTP goes through the LAN host, as an owner's browser would.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+LAN_GW = "192.168.42.1"
+LAN_V4 = ipaddress.ip_network("192.168.42.0/24")
+LEASE4 = "/perm/dhcp4/wire/lease.json"
+LEASE6 = "/perm/dhcp6/wire/lease.json"
+LAN_LEASES = "/perm/dhcp4d/leases.json"
+# Default management ports (units never pass port flags, see the contracts).
+DHCP4_METRICS = 8069
+DHCP6_METRICS = 8070
+STATUSD = 80
+DIAGD = 7733
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def read_json(machine, path: str):
+    return json.loads(machine.succeed(f"cat {path}"))
+
+
+def addresses(machine, family: int, within: str | None = None) -> list:
+    """Global addresses (ip_interface) of `machine`, optionally only those in `within`."""
+    out = json.loads(machine.succeed(f"ip -j -{family} addr show scope global"))
+    found = [
+        ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}")
+        for link in out
+        for a in link.get("addr_info", [])
+        if "local" in a
+    ]
+    if within is not None:
+        net = ipaddress.ip_network(within)
+        found = [a for a in found if a.ip in net]
+    return found
+
+
+def parse_time(text: str) -> float:
+    """A state file's ISO 8601 UTC time as a Unix timestamp."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def now(machine) -> float:
+    """`machine`'s clock (the VM's clock is what its lease times are measured by)."""
+    return float(machine.succeed("date +%s.%N").strip())
+
+
+def wait_for(predicate: Callable[[], object], what: str, timeout: float = 900):
+    """Poll `predicate` (every 2 s) until it returns something true, and return that.
+
+    For conditions on parsed state, like NixOS' `retry`; raises naming `what`.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(2)
+
+
+def renewed(router, path: str, old: dict):
+    """The lease in `path` if the client got a new one since `old` (same file), else None."""
+    lease = read_json(router, path)
+    return lease if lease["obtained_at"] != old["obtained_at"] else None
+
+
+def http_get(client, url: str, family: int = 4) -> str:
+    return client.succeed(f"curl -{family} -sSf --max-time 10 '{url}'")
+
+
+def parse_metrics(text: str) -> dict[tuple[str, tuple], float]:
+    """Prometheus text exposition → {(name, ((label, value), ...)): value}."""
+    samples = {}
+    for line in text.splitlines():
+        m = _SAMPLE.match(line)
+        if m is None or line.startswith("#"):
+            continue
+        labels = tuple(sorted(_LABEL.findall(m.group(2) or "")))
+        samples[(m.group(1), labels)] = float(m.group(3))
+    return samples
+
+
+def sent(client, port: int, metric: str, msg_type: str) -> float:
+    """How many `msg_type` messages a DHCP client of the router has sent (0 if none yet)."""
+    samples = parse_metrics(http_get(client, f"http://{LAN_GW}:{port}/metrics"))
+    return samples.get((metric, (("type", msg_type),)), 0.0)
+
+
+def dhcp4_sent(client, msg_type: str) -> float:
+    return sent(client, DHCP4_METRICS, "router7_dhcp4_packets_sent_total", msg_type)
+
+
+def dhcp6_sent(client, msg_type: str) -> float:
+    return sent(client, DHCP6_METRICS, "dhcp6_packets_sent_total", msg_type)
+
+
+@dataclass(frozen=True)
+class Online:
+    """The router and one LAN host, up and addressed."""
+
+    wan: ipaddress.IPv4Interface  # the router's DHCPv4 address on uplink0
+    delegated: ipaddress.IPv6Network  # the /48
+    lan64: ipaddress.IPv6Network  # its first /64, on lan0
+    lan_v4: ipaddress.IPv4Interface  # the LAN host's DHCPv4 address
+    lan_v6: ipaddress.IPv6Interface  # the LAN host's SLAAC address from lan64
+
+
+def wait_online(router, lan) -> Online:
+    """Wait until the router has both leases applied and `lan` both addresses."""
+    router.wait_for_unit("router7.target")
+    router.wait_until_succeeds(f"grep -q '\"address\"' {LEASE4}")
+    router.wait_until_succeeds(f"grep -q '\"prefix\"' {LEASE6}")
+    wan = ipaddress.ip_interface(read_json(router, LEASE4)["address"])
+    delegated = ipaddress.ip_network(read_json(router, LEASE6)["prefixes"][0]["prefix"])
+    lan64 = next(delegated.subnets(new_prefix=64))
+    router.wait_until_succeeds(f"ip -4 addr show dev uplink0 | grep -qF ' {wan} '")
+    router.wait_until_succeeds(f"ip -6 addr show dev lan0 | grep -qF ' {lan64[1]}/64 '")
+    lan.wait_until_succeeds(f"ip -4 addr show to {LAN_V4} | grep -q inet")
+    lan.wait_until_succeeds(f"ip -6 addr show to {lan64} | grep -q inet6")
+    return Online(
+        wan=wan,
+        delegated=delegated,
+        lan64=lan64,
+        lan_v4=addresses(lan, 4, str(LAN_V4))[0],
+        lan_v6=addresses(lan, 6, str(lan64))[0],
+    )
+
+
+def wait_internet(lan, internet_v4: str, internet_v6: str, body: str) -> None:
+    """The LAN host fetches the internet host's page over IPv4 (NAT) and IPv6."""
+    for family, host in ((4, internet_v4), (6, f"[{internet_v6}]")):
+        got = lan.wait_until_succeeds(f"curl -{family} -sSf --max-time 5 http://{host}/")
+        assert got == body, f"IPv{family}: {got!r}"
