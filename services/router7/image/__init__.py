@@ -1,0 +1,1 @@
+"""router7-image: builds the Debian-based router image and packs the A/B disk image."""
