@@ -29,8 +29,12 @@ let
   uplinkVlan = 1;
   lanVlan = 2;
 
-  ispFiles =
-    pkgs.runCommand "router7-vm-isp"
+  # What vm-tests/renumber.py (NEW_POOL) expects the ISP to renumber to.
+  renumberedPool = "2001:db8:200::/40";
+
+  renderIsp =
+    name: extraArgs:
+    pkgs.runCommand name
       {
         nativeBuildInputs = [ (python.withPackages withRouter7) ];
       }
@@ -45,8 +49,11 @@ let
               pkgs.gnugrep
             ]
           } \
-          --python ${python.withPackages (ps: [ ps.twisted ])}/bin/python3
+          --python ${python.withPackages (ps: [ ps.twisted ])}/bin/python3 ${extraArgs}
       '';
+  ispFiles = renderIsp "router7-vm-isp" "";
+  # The same ISP after renumbering: another PD pool, a fresh lease file.
+  renumberedIspFiles = renderIsp "router7-vm-isp-renumbered" "--pd-pool ${renumberedPool}";
 
   # A long-running service of the isp node from one of ispFiles' scripts.
   peer = description: script: {
@@ -132,12 +139,24 @@ let
         pkgs.dnsutils
         pkgs.curl
       ];
+
+      # vm-tests/renumber.py: `switch-to-configuration test` into this restarts
+      # kea-dhcp6 with the new pool and no leases (Lab.renumber_prefix_delegation).
+      # nixos/modules/system/activation/specialisation.nix
+      specialisation.renumbered.configuration = {
+        services.kea.dhcp6.configFile = lib.mkForce "${renumberedIspFiles}/kea-dhcp6.json";
+        systemd.services.isp-addresses.serviceConfig.ExecStart =
+          lib.mkForce "${renumberedIspFiles}/isp-addresses.sh";
+      };
     };
 
   router =
     { ... }:
     {
-      imports = [ routerModule ];
+      imports = [
+        routerModule
+        ../pkgs/nixos/perm.nix # /perm: ext4 labelled perm, else a tmpfs
+      ];
       services.router7.enable = true;
       # Named NICs (nixos/modules/virtualisation/qemu-vm.nix): the names the services
       # expect, whatever the PCI order.
@@ -146,8 +165,38 @@ let
         lan0.vlan = lanVlan;
       };
       virtualisation.memorySize = 1024;
-      # The VM's root is writable and has no perm partition: /perm is a directory.
-      systemd.tmpfiles.rules = [ "d /perm 0755 router7 router7 -" ];
+      # The perm disk (/dev/vdb after the root disk /dev/vda), kept across reboots
+      # of one test like the root disk. Formatted once, at the first boot, as the
+      # disk packer formats the image's perm partition: a disk blanked later by a
+      # scenario (blank_perm.py) stays blank, and /perm falls back to a tmpfs.
+      virtualisation.emptyDiskImages = [ 256 ];
+      systemd.services.router7-vmtest-perm-format = {
+        description = "Format the VM's perm disk once";
+        wantedBy = [ "local-fs.target" ];
+        before = [
+          "router7-perm.service"
+          "local-fs.target"
+        ];
+        requires = [ "dev-vdb.device" ];
+        after = [ "dev-vdb.device" ];
+        unitConfig = {
+          DefaultDependencies = false;
+          ConditionPathExists = "!/var/lib/router7-vmtest/perm-formatted";
+        };
+        path = [
+          pkgs.e2fsprogs
+          pkgs.coreutils
+        ];
+        serviceConfig = {
+          Type = "oneshot";
+          RemainAfterExit = true;
+        };
+        script = ''
+          mkfs.ext4 -q -F -L perm /dev/vdb
+          mkdir -p /var/lib/router7-vmtest
+          touch /var/lib/router7-vmtest/perm-formatted
+        '';
+      };
       environment.systemPackages = [
         pkgs.nftables
         pkgs.dnsutils

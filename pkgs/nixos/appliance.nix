@@ -6,8 +6,23 @@
   modulesPath,
   ...
 }:
+let
+  inherit (lib) filter hasPrefix removePrefix splitString concatMap;
+  # The lines of a list file, without comments and blanks.
+  lines =
+    file:
+    filter (l: builtins.match "[[:space:]]*" l == null) (
+      map (l: lib.head (splitString "#" l)) (splitString "\n" (builtins.readFile file))
+    );
+  words = l: filter (w: w != "") (splitString " " l);
+  debianInitrdModules = concatMap (l: words (removePrefix "initrd:" l)) (
+    filter (hasPrefix "initrd:") (lines ../debian/modules.txt)
+  );
+  debianBootModules = concatMap words (lines ../debian/rootfs/etc/modules-load.d/router7.conf);
+in
 {
   imports = [
+    ./perm.nix
     # fileSystems (tmpfs root, squashfs store in the initrd), system.build.
     # {netbootRamdisk,netbootIpxeScript,squashfsStore}.
     "${modulesPath}/installer/netboot/netboot.nix"
@@ -31,35 +46,15 @@
   # --load-db, nix-env), which pulls Nix back into the closure.
   boot.postBootCommands = lib.mkForce "";
 
-  # Only the modules the router needs (hardware modules come from apu2c4.nix or
-  # qemu.nix); the default list would add every disk and USB HID driver to the initrd.
+  # The Debian leg's kernel module lists (pkgs/debian/modules.txt, "initrd:" lines;
+  # pkgs/debian/rootfs/etc/modules-load.d/router7.conf), read here so both legs load
+  # the same modules. NixOS ships every module in the system; only the initrd is
+  # restricted (the default list would add every disk and USB HID driver).
   boot.initrd.includeDefaultModules = false;
-  boot.initrd.availableKernelModules = [
-    # netboot.nix adds squashfs, overlay and loop for the store.
-    "ext4" # /perm
-    "vfat" # the boot partition (slots A/B)
-    "nls_cp437"
-    "nls_iso8859_1"
-    "sd_mod"
-  ];
-  boot.kernelModules = [
-    "nf_tables" # netconfigd: NAT, firewall, port forwarding
-    "nft_masq"
-    "nft_nat"
-    "nft_ct"
-    "nft_chain_nat"
-  ];
+  boot.initrd.availableKernelModules = debianInitrdModules;
+  boot.kernelModules = debianBootModules;
 
-  # /perm: the second partition of the disk image (ext4, label "perm"), as on the
-  # Debian leg. nofail: netboot recovery boots without a disk.
-  fileSystems."/perm" = {
-    device = "/dev/disk/by-label/perm";
-    fsType = "ext4";
-    options = [
-      "nofail"
-      "x-systemd.device-timeout=10s"
-    ];
-  };
+  # /perm: perm.nix (the disk's ext4 "perm" partition, else a tmpfs).
 
   # The serial console is the only console (apu2c4 and the qemu variant alike);
   # the console= arguments are also in the disk image's cmdline (pkgs/image.nix).

@@ -132,5 +132,8 @@ in
     virtualisation.interfaces = attrs;
     virtualisation.vlans = list;
     virtualisation.memorySize = anything;
+    virtualisation.emptyDiskImages = list;
+    # nixos/modules/system/activation/specialisation.nix
+    specialisation = attrs;
   };
 }

@@ -73,3 +73,12 @@ def test_http_serves_the_lab_body():
     script = nixos_isp.http_script(ADDR, "/p/python3")
     assert "exec /p/python3 -m twisted" in script
     assert "router7 lab internet host" in script
+
+
+def test_renumbered_isp_has_another_pool_and_fresh_leases(tmp_path):
+    nixos_isp.render(tmp_path, Path("/k"), "/t/bin", "/p/python3", pd_pool="2001:db8:200::/40")
+    v6 = json.loads((tmp_path / "kea-dhcp6.json").read_text())["Dhcp6"]
+    pd = v6["subnet6"][0]["pd-pools"][0]
+    assert (pd["prefix"], pd["prefix-len"]) == ("2001:db8:200::", 40)
+    assert v6["lease-database"]["name"] == "/var/lib/kea/dhcp6-renumbered.leases"
+    assert "unreachable 2001:db8:200::/40" in (tmp_path / "isp-addresses.sh").read_text()

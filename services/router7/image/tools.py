@@ -50,14 +50,19 @@ def require(tools: dict[str, str]) -> dict[str, str]:
 
 def busybox_static() -> Path:
     if not BUSYBOX.exists():
-        raise MissingTool(
-            "missing /bin/busybox (static); install: apt-get install busybox-static"
-        )
+        raise MissingTool("missing /bin/busybox (static); install: apt-get install busybox-static")
     return BUSYBOX
 
 
+def _syslinux_share_dirs() -> list[Path]:
+    """<prefix>/share/syslinux next to the syslinux on PATH: where Nix's syslinux
+    keeps mbr.bin (the disk image derivation, pkgs/image.nix)."""
+    found = shutil.which("syslinux")
+    return [Path(found).resolve().parent.parent / "share" / "syslinux"] if found else []
+
+
 def syslinux_mbr() -> Path:
-    for d in SYSLINUX_MBR_DIRS:
+    for d in [*SYSLINUX_MBR_DIRS, *_syslinux_share_dirs()]:
         if (d / "mbr.bin").exists():
             return d / "mbr.bin"
     raise MissingTool("missing syslinux's mbr.bin; install: apt-get install syslinux-common")

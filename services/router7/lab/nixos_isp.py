@@ -10,6 +10,7 @@ router.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import json
 import shlex
@@ -42,11 +43,13 @@ def kea_dhcp4(a: LabAddresses) -> str:
     return json.dumps(_nixos_kea(conf, "Dhcp4", "dhcp4.leases"), indent=2) + "\n"
 
 
-def kea_dhcp6(a: LabAddresses, hooks_dir: Path, hook_script: Path) -> str:
+def kea_dhcp6(
+    a: LabAddresses, hooks_dir: Path, hook_script: Path, leases: str = "dhcp6.leases"
+) -> str:
     conf = json.loads(
         configs.kea_dhcp6(a, configs.StatePaths(PEERS_RUN), hook_script, ACCESS_IFACE)
     )
-    conf = _nixos_kea(conf, "Dhcp6", "dhcp6.leases")
+    conf = _nixos_kea(conf, "Dhcp6", leases)
     for hook in conf["Dhcp6"]["hooks-libraries"]:
         hook["library"] = str(hooks_dir / Path(hook["library"]).name)
     return json.dumps(conf, indent=2) + "\n"
@@ -108,12 +111,24 @@ def http_script(a: LabAddresses, python: str) -> str:
     )
 
 
-def render(out: Path, hooks_dir: Path, tool_path: str, python: str, a: LabAddresses = ADDR):
+def render(
+    out: Path,
+    hooks_dir: Path,
+    tool_path: str,
+    python: str,
+    pd_pool: str | None = None,
+) -> None:
+    """Write every file; with `pd_pool`, the ISP after renumbering (as
+    `Lab.renumber_prefix_delegation`): another pool and a fresh lease file."""
+    a, leases6 = ADDR, "dhcp6.leases"
+    if pd_pool is not None:
+        pool = ipaddress.IPv6Network(pd_pool)  # ValueError names a bad prefix
+        a, leases6 = dataclasses.replace(ADDR, pd_pool=str(pool)), "dhcp6-renumbered.leases"
     out.mkdir(parents=True, exist_ok=True)
     hook = out / "kea-pd-route.sh"
     files = {
         "kea-dhcp4.json": kea_dhcp4(a),
-        "kea-dhcp6.json": kea_dhcp6(a, hooks_dir, hook),
+        "kea-dhcp6.json": kea_dhcp6(a, hooks_dir, hook, leases6),
         "radvd.conf": configs.radvd(a, ACCESS_IFACE),
         "kea-pd-route.sh": pd_route_hook(tool_path),
         "isp-addresses.sh": addresses_script(a),
@@ -132,8 +147,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--kea-hooks", type=Path, required=True, help="kea's hooks directory")
     p.add_argument("--path", required=True, help="PATH for the PD route hook (ip, date, awk)")
     p.add_argument("--python", required=True, help="a Python with Twisted, for the HTTP server")
+    p.add_argument("--pd-pool", help="delegate from this pool instead (the renumbered ISP)")
     args = p.parse_args(argv)
-    render(args.out, args.kea_hooks, args.path, args.python)
+    render(args.out, args.kea_hooks, args.path, args.python, args.pd_pool)
 
 
 if __name__ == "__main__":
