@@ -138,6 +138,7 @@ let
       environment.systemPackages = [
         pkgs.dnsutils
         pkgs.curl
+        pkgs.nmap # lan_services.py: the router's open ports from the ISP side
       ];
 
       # vm-tests/renumber.py: `switch-to-configuration test` into this restarts
@@ -217,6 +218,8 @@ let
         pkgs.curl
         pkgs.dnsutils
         pkgs.ndisc6
+        pkgs.python3 # lan_services.py: a web server behind a port forwarding
+        pkgs.wireshark-cli # hardening.py: reads captured's pcapng
       ];
     };
 
