@@ -207,7 +207,10 @@ let
   lanHost =
     { ... }:
     {
-      virtualisation.vlans = [ lanVlan ];
+      # Not virtualisation.vlans: nixos/lib/testing/network.nix gives those static
+      # 192.168.<vlan>.x and 2001:db8:<vlan>::x addresses; a LAN host only has what
+      # the router hands out.
+      virtualisation.interfaces.eth1.vlan = lanVlan;
       networking = {
         useDHCP = false;
         interfaces.eth1.useDHCP = true; # dhcpcd: DHCPv4 (sends the host name) + SLAAC

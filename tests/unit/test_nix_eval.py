@@ -156,7 +156,8 @@ def test_vm_tests_have_the_lab_nodes(flake):
         assert {f"router7-{svc}" for svc in SERVICES} <= set(router["services"])
         for lan in ("lan", "lan2"):
             if lan in nodes:
-                assert nodes[lan]["vlans"] == [2], (name, lan)
+                assert nodes[lan]["interfaces"] == {"eth1": {"vlan": 2}}, (name, lan)
+                assert nodes[lan]["vlans"] == [], (name, lan)
 
 
 def test_renumbered_pool_is_the_scenarios(flake):
