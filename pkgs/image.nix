@@ -35,5 +35,9 @@ runCommand "router7-disk-image"
       --initrd ${netboot}/initrd \
       --cmdline "$(cat ${netboot}/cmdline)" \
       --out $out/disk.img
-    cp ${netboot}/cmdline $out/cmdline
+    # The boot files too, so the output has the Debian leg's build/image/ names
+    # (vmlinuz, initrd, cmdline, netboot.ipxe, disk.img) for ROUTER7_IMAGE_DIR.
+    for f in vmlinuz initrd cmdline netboot.ipxe; do
+      ln -s ${netboot}/$f $out/$f
+    done
   ''

@@ -185,6 +185,7 @@ def test_netboot_and_image(flake):
     image = flake["image"]
     assert re.search(r"router7-image disk \\\s+--kernel \S+/vmlinuz", image["script"])
     assert "--out $out/disk.img" in image["script"]
+    assert "for f in vmlinuz initrd cmdline netboot.ipxe" in image["script"]
     # The packer's tools (router7.image.tools.DISK_TOOLS) come from these.
     assert {"util-linux", "dosfstools", "mtools", "syslinux", "e2fsprogs"} <= set(
         image["nativeBuildInputs"]
