@@ -22,7 +22,7 @@ up = wait_online(router, lan)
 good = router.succeed("cat /perm/interfaces.json")
 
 with subtest("a corrupt interfaces.json is reported and the last good one kept"):
-    router.succeed("printf '{\"interfaces\": [{\"name\": 42' > /perm/interfaces.json")
+    router.succeed('printf \'{"interfaces": [{"name": 42\' > /perm/interfaces.json')
     router.systemctl("kill -s USR1 router7-netconfigd")
     router.wait_until_succeeds(
         "journalctl -u router7-netconfigd | grep -F '/perm/interfaces.json' | grep -q 'last good'"

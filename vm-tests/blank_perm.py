@@ -23,6 +23,7 @@ with subtest("the router boots with /perm on tmpfs and still routes"):
     wait_online(router, lan)
 
 with subtest("diagd reports /perm as a failed check"):
+
     def perm_checks():
         health = json.loads(http_get(lan, f"http://{LAN_GW}:{DIAGD}/health.json"))
         return health, [c for c in health["checks"] if "perm" in c["name"]]

@@ -3,9 +3,20 @@
 import json
 
 from router7.lab.addresses import ADDR
-from router7.lab.scenario import DIAGD, LAN_GW, http_get, read_json, wait_internet, wait_online
+from router7.lab.scenario import DIAGD, LAN_GW, http_get, wait_internet, wait_online
 
-SERVICES = ("netconfigd", "dhcp4", "dhcp6", "dhcp4d", "radvd", "dnsd", "captured", "diagd", "backupd", "statusd")
+SERVICES = (
+    "netconfigd",
+    "dhcp4",
+    "dhcp6",
+    "dhcp4d",
+    "radvd",
+    "dnsd",
+    "captured",
+    "diagd",
+    "backupd",
+    "statusd",
+)
 # linux/capability.h
 CAP_BITS = {"cap_net_bind_service": 10, "cap_net_admin": 12, "cap_net_raw": 13}
 
@@ -15,7 +26,11 @@ def caps(names):
 
 
 def status(pid):
-    fields = dict(l.split(":", 1) for l in router.succeed(f"cat /proc/{pid}/status").splitlines() if ":" in l)
+    fields = dict(
+        line.split(":", 1)
+        for line in router.succeed(f"cat /proc/{pid}/status").splitlines()
+        if ":" in line
+    )
     return {k: v.split() for k, v in fields.items()}
 
 
@@ -31,7 +46,9 @@ for svc in SERVICES:
         granted = caps(router.succeed(f"systemctl show -p AmbientCapabilities --value {unit}"))
         st = status(pid)
         assert st["Uid"] == [uid] * 4 and st["Gid"] == [gid] * 4, (svc, st["Uid"], st["Gid"])
-        assert int(st["CapEff"][0], 16) == granted, f"{svc}: CapEff {st['CapEff'][0]}, unit grants {granted:x}"
+        assert int(st["CapEff"][0], 16) == granted, (
+            f"{svc}: CapEff {st['CapEff'][0]}, unit grants {granted:x}"
+        )
         assert int(st["CapBnd"][0], 16) & ~granted == 0, f"{svc}: bounding set {st['CapBnd'][0]}"
         assert st["NoNewPrivs"] == ["1"], svc
 

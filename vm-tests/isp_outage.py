@@ -5,7 +5,16 @@ import time
 
 from router7.lab.addresses import ADDR
 from router7.lab.scenario import (
-    LEASE4, LEASE6, now, renewed, parse_time, read_json, wait_for, wait_internet, wait_online,
+    LEASE4,
+    LEASE6,
+    now,
+    parse_time,
+    read_json,
+    renewed,
+    use_short_leases,
+    wait_for,
+    wait_internet,
+    wait_online,
 )
 
 
@@ -19,6 +28,7 @@ def configuration_kept():
     wait_internet(lan, ADDR.internet_v4, ADDR.internet_v6, ADDR.http_body)
 
 
+use_short_leases(isp)
 start_all()
 up = wait_online(router, lan)
 wait_internet(lan, ADDR.internet_v4, ADDR.internet_v6, ADDR.http_body)
@@ -34,7 +44,9 @@ with subtest("the ISP's DHCP servers stop for twice the lease time: nothing is l
     while now(router) < until:
         time.sleep(min(15, max(1, until - now(router))))
         configuration_kept()
-    assert parse_time(read_json(router, LEASE4)["expires_at"]) < now(router), "the lease was renewed"
+    assert parse_time(read_json(router, LEASE4)["expires_at"]) < now(router), (
+        "the lease was renewed"
+    )
 
 with subtest("the servers return: the router renews, same address, same prefix"):
     isp.systemctl("start kea-dhcp4-server")

@@ -40,7 +40,10 @@ lan_if, lan_mac = lan_link(lan)
 lan2_if, lan2_mac = lan_link(lan2)
 
 with subtest("a static lease: lan2 gets its fixed address and name"):
-    write("/perm/dhcp4d/config.json", {"static_leases": {lan2_mac: {"addr": STATIC, "hostname": "printer"}}})
+    write(
+        "/perm/dhcp4d/config.json",
+        {"static_leases": {lan2_mac: {"addr": STATIC, "hostname": "printer"}}},
+    )
     router.systemctl("kill -s USR1 router7-dhcp4d")
     # Like a cable replugged: dhcpcd asks for its old address, gets a NAK, starts over.
     lan2.succeed(f"ip link set {lan2_if} down && ip link set {lan2_if} up")
@@ -48,7 +51,7 @@ with subtest("a static lease: lan2 gets its fixed address and name"):
 
 with subtest("DHCPv4 and DNS for both hosts, forward and reverse"):
     me = str(up.lan_v4.ip)
-    leases = {l["hardware_addr"]: l for l in read_json(router, LAN_LEASES)}
+    leases = {lease["hardware_addr"]: lease for lease in read_json(router, LAN_LEASES)}
     name = leases[lan_mac]["hostname_override"] or leases[lan_mac]["hostname"]
     assert leases[lan2_mac]["addr"] == STATIC, leases[lan2_mac]
     for host, addr in ((name, me), ("printer", STATIC)):
@@ -64,7 +67,14 @@ with subtest("a port forwarding from the ISP side to lan2"):
         f"(python3 -m http.server 8000 --directory $d </dev/null >/dev/null 2>&1 &)"
     )
     lan2.wait_for_open_port(8000)
-    write("/perm/portforwardings.json", {"forwardings": [{"proto": "tcp", "port": "8080", "dest_addr": STATIC, "dest_port": "8000"}]})
+    write(
+        "/perm/portforwardings.json",
+        {
+            "forwardings": [
+                {"proto": "tcp", "port": "8080", "dest_addr": STATIC, "dest_port": "8000"}
+            ]
+        },
+    )
     router.systemctl("kill -s USR1 router7-netconfigd")
     got = isp.wait_until_succeeds(f"curl -sSf --max-time 5 http://{up.wan.ip}:8080/")
     assert got.strip() == MARKER, got

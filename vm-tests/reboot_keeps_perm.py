@@ -5,8 +5,17 @@
 import json
 
 from router7.lab.scenario import (
-    LAN_GW, LAN_LEASES, LEASE4, LEASE6, dhcp4_sent, dhcp6_sent, http_get, read_json, renewed,
-    wait_for, wait_online,
+    LAN_GW,
+    LAN_LEASES,
+    LEASE4,
+    LEASE6,
+    dhcp4_sent,
+    dhcp6_sent,
+    http_get,
+    read_json,
+    renewed,
+    wait_for,
+    wait_online,
 )
 
 
@@ -17,7 +26,9 @@ def remembered():
         "client_duid": read_json(router, LEASE6)["client_duid"],
         "prefix": [p["prefix"] for p in read_json(router, LEASE6)["prefixes"]],
         "wan": read_json(router, LEASE4)["address"],
-        "leases": sorted((l["hardware_addr"], l["addr"]) for l in read_json(router, LAN_LEASES)),
+        "leases": sorted(
+            (lease["hardware_addr"], lease["addr"]) for lease in read_json(router, LAN_LEASES)
+        ),
         "status clients": sorted(
             (c["hardware_addr"], c["addr"], c["hostname"])
             for c in json.loads(http_get(lan, f"http://{LAN_GW}/status.json"))["lan"]["leases"]
@@ -39,7 +50,9 @@ with subtest("the router reboots"):
 with subtest("after the reboot: same DUID, prefix, WAN address, LAN leases, status page"):
     after = remembered()
     for key in before:
-        assert after[key] == before[key], f"{key}: {before[key]} before the reboot, {after[key]} after"
+        assert after[key] == before[key], (
+            f"{key}: {before[key]} before the reboot, {after[key]} after"
+        )
     assert again.lan_v4 == up.lan_v4 and again.lan64 == up.lan64
 
 with subtest("the router renewed: Rebind and INIT-REBOOT, no Solicit, no DISCOVER"):
@@ -51,5 +64,7 @@ with subtest("the router renewed: Rebind and INIT-REBOOT, no Solicit, no DISCOVE
         assert router.succeed(f"systemctl show -p NRestarts --value {unit}").strip() == "0", unit
     assert dhcp6_sent(lan, "solicit") == 0 and dhcp6_sent(lan, "rebind") >= 1
     assert dhcp4_sent(lan, "discover") == 0 and dhcp4_sent(lan, "request") >= 1
-    router.succeed("journalctl -b -u router7-dhcp6 | grep -q 'stored lease valid until .*: rebinding'")
+    router.succeed(
+        "journalctl -b -u router7-dhcp6 | grep -q 'stored lease valid until .*: rebinding'"
+    )
     router.succeed("journalctl -b -u router7-dhcp4 | grep -q 'INIT-REBOOT'")

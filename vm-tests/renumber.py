@@ -6,7 +6,14 @@ import ipaddress
 import json
 
 from router7.lab.addresses import ADDR
-from router7.lab.scenario import LEASE6, read_json, wait_for, wait_internet, wait_online
+from router7.lab.scenario import (
+    LEASE6,
+    read_json,
+    use_short_leases,
+    wait_for,
+    wait_internet,
+    wait_online,
+)
 
 NEW_POOL = ipaddress.ip_network("2001:db8:200::/40")
 
@@ -29,6 +36,7 @@ def new_prefix():
     return None
 
 
+use_short_leases(isp)
 start_all()
 up = wait_online(router, lan)
 old64 = up.lan64
@@ -40,7 +48,9 @@ with subtest("the ISP renumbers: the router gets a /48 from the new pool at its 
     if hasattr(isp, "lab"):
         isp.lab.renumber_prefix_delegation(str(NEW_POOL))
     else:
-        isp.succeed("/run/current-system/specialisation/renumbered/bin/switch-to-configuration test")
+        isp.succeed(
+            "/run/current-system/specialisation/renumbered/bin/switch-to-configuration test"
+        )
     delegated = wait_for(new_prefix, "a delegated prefix from the new pool")
     new64 = next(delegated.subnets(new_prefix=64))
     previous = [p["prefix"] for p in read_json(router, LEASE6)["previous_prefixes"]]

@@ -384,6 +384,59 @@ def test_init_reboot_without_answer_falls_back_to_discover_for_the_same_address(
     assert (tmp_path / "dhcp4/wire/lease.json").exists()
 
 
+# --- carrier back (RFC 2131 §3.7) ----------------------------------------------
+
+
+def test_carrier_back_while_rebinding_confirms_the_lease_with_init_reboot_at_once():
+    _, ack = fiber7()
+    core, clock, rec = make()
+    lease = bind(core, clock, rec)
+    run_for(clock, 1407 + 1)  # past T2: rebinding, the next REQUEST 100 s away
+    assert core.state is State.REBINDING
+    first = len(rec.sent)
+    core.link_up()
+    assert core.state is State.REBOOTING
+    t, tx, req = rec.sent[first]
+    o = opts(req)
+    assert t == clock.seconds() and tx.broadcast
+    assert o["message-type"] == wire.REQUEST and o["requested_addr"] == "85.195.207.62"
+    assert "server_id" not in o and req.ciaddr == "0.0.0.0"
+    core.receive(reply(ack, core.xid))
+    assert core.state is State.BOUND and rec.leases[-1][0].address == lease.address
+    assert wire.DISCOVER not in rec.types()[1:]  # only the very first exchange discovered
+
+
+def test_carrier_back_without_answer_still_ends_the_lease_when_it_ends():
+    core, clock, rec = make()
+    lease = bind(core, clock, rec)
+    run_for(clock, 1500)
+    core.link_up()
+    run_for(clock, 108 + 1)  # the lease ends at 1608
+    assert rec.expired == [lease]
+    assert core.state is State.SELECTING
+
+
+def test_carrier_back_after_the_lease_ended_discovers_at_once():
+    core, clock, rec = make()
+    bind(core, clock, rec)
+    run_for(clock, 1608 + 30)  # expired, SELECTING, the next DISCOVER up to 64 s away
+    first = len(rec.sent)
+    core.link_up()
+    t, _, b = rec.sent[first]
+    assert t == clock.seconds() and opts(b)["message-type"] == wire.DISCOVER
+    assert opts(b)["requested_addr"] == "85.195.207.62"
+
+
+def test_carrier_back_before_start_or_after_release_sends_nothing():
+    core, clock, rec = make()
+    core.link_up()
+    bind(core, clock, rec)
+    core.release()
+    sent = len(rec.sent)
+    core.link_up()
+    assert len(rec.sent) == sent and core.state is State.RELEASED
+
+
 # --- RELEASE ----------------------------------------------------------------
 
 

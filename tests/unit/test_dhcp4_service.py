@@ -45,9 +45,20 @@ class FakeTransport:
         self.sent.append((packet, dst_mac))
 
 
+class FakeCarrierWatch:
+    def start(self):
+        pass
+
+    def stop(self):
+        pass
+
+
 class Client(Dhcp4Client):
     def make_transport(self):
         return FakeTransport(self._packet)
+
+    def make_carrier_watch(self):
+        return FakeCarrierWatch()
 
 
 def make(tmp_path, *extra) -> Client:

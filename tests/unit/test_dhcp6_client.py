@@ -490,6 +490,46 @@ def test_restart_with_expired_lease_solicits_with_a_hint():
     assert h2.last()[s.DHCP6OptIA_PD].iapdopt[0].prefix == "2a02:168:4a00::"
 
 
+def test_carrier_back_while_rebinding_rebinds_at_once_and_keeps_the_prefix():
+    h = Harness()
+    h.bind_fiber7()
+    while h.types()[-1] != wire.REBIND:
+        h.advance_until_sent()
+    h.advance_until_sent()  # the second Rebind: the next one is 20 s or more away
+    sent = len(h.sent)
+    h.client.link_up()
+    assert h.types()[sent:] == [wire.REBIND] and h.sent[-1][0] == h.clock.seconds()
+    assert h.last()[s.DHCP6OptIA_PD].iapdopt[0].prefix == "2a02:168:4a00::"
+    _, reply = fiber7_packets()
+    h.feed(with_tid(reply, h.tid()))
+    assert h.client.state is State.BOUND
+    assert wire.SOLICIT not in h.types()[1:]  # only the very first exchange solicited
+
+
+def test_carrier_back_while_bound_confirms_with_rebind():
+    h = Harness()
+    h.bind_fiber7()
+    h.client.link_up()
+    assert h.types()[-1] == wire.REBIND and h.client.state is State.REBIND
+
+
+def test_carrier_back_after_the_lease_ran_out_solicits_with_a_hint():
+    h = Harness()
+    h.bind_fiber7()
+    h.clock.advance(86400 + 100)
+    h.client.link_up()
+    h.advance_until_sent()
+    assert h.types()[-1] == wire.SOLICIT
+    assert h.last()[s.DHCP6OptIA_PD].iapdopt[0].prefix == "2a02:168:4a00::"
+
+
+def test_carrier_back_before_start_sends_nothing():
+    h = Harness()
+    h.client.link_up()
+    h.clock.advance(100)
+    assert h.sent == []
+
+
 def test_release_sends_release_then_reports_done():
     h = Harness()
     h.bind_fiber7()

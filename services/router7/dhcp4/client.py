@@ -154,6 +154,22 @@ class Dhcp4Core:
     def stop(self) -> None:
         self._cancel_all()
 
+    def link_up(self) -> None:
+        """The uplink's carrier is back: the router may have moved (RFC 2131 §3.7), and the
+        next retransmission may be a minute away. Confirm a running lease with INIT-REBOOT
+        now, or look for a server now."""
+        if self.state in (State.INIT, State.RELEASED):
+            return
+        self._cancel_all()
+        if self.lease is not None and self.now() < self.lease.expires_at:
+            self._reboot()
+            # Should nobody answer, the lease still ends when it ends.
+            self._lease_timers = [
+                self.clock.callLater(self._delay_until(self.lease.expires_at), self._expire)
+            ]
+        else:
+            self._discover()
+
     # --- helpers ----------------------------------------------------------------
 
     def now(self) -> datetime:

@@ -10,6 +10,7 @@ from router7.dhcp4 import metrics, wire
 from router7.dhcp4.client import Dhcp4Core, Listener, State, Transmit
 from router7.dhcp4.lease import Lease, LeaseStore
 from router7.dhcp4.transport import PacketTransport
+from router7.runtime.carrier import CarrierWatch
 from router7.runtime.service import EXIT_DONT_RESTART, Service
 from router7.runtime.statefile import Optional, StateFileError, read_json
 
@@ -68,11 +69,18 @@ class Dhcp4Client(Service, Listener):
         if stored is not None:
             self._export(stored)
         self.core.start(stored)
+        self.carrier = self.make_carrier_watch()
+        self.carrier.start()
 
     def make_transport(self) -> PacketTransport:
         return PacketTransport(self.args.uplink, self.reactor, self._packet)
 
+    def make_carrier_watch(self) -> CarrierWatch:
+        return CarrierWatch(self.reactor, self.args.uplink, self.core.link_up)
+
     def stop(self) -> None:
+        if getattr(self, "carrier", None) is not None:
+            self.carrier.stop()
         if getattr(self, "core", None) is not None:
             self.core.stop()
         if getattr(self, "transport", None) is not None:

@@ -141,6 +141,18 @@ class Dhcp6Machine:
         self._x = None
         self._set_state(State.STOPPED)
 
+    def link_up(self) -> None:
+        """The uplink's carrier is back: confirm the bindings with Rebind now (RFC 8415
+        section 18.2.12) rather than at the next retransmission, minutes away; without
+        a valid lease, Solicit now."""
+        if self.state in (State.INIT, State.RELEASE, State.STOPPED):
+            return
+        self._cancel()
+        if self.lease is not None:
+            self._rebind()  # solicits if the lease ran out meanwhile
+        else:
+            self._solicit()
+
     def release(self, done: Callable[[], None]) -> None:
         """Send a Release for the current lease (retransmitted up to REL_MAX_RC), then ``done``."""
         if self.lease is None or self.state is State.RELEASE:

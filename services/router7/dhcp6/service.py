@@ -13,6 +13,7 @@ from router7.dhcp6.client import SOL_MAX_RT, ClientConfig, Dhcp6Machine
 from router7.dhcp6.duid import duid_path, iaid_from_mac, load_or_create
 from router7.dhcp6.lease import Lease
 from router7.dhcp6.transport import UplinkTransport
+from router7.runtime.carrier import CarrierWatch
 from router7.runtime.service import EXIT_DONT_RESTART, Service
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,8 @@ class Dhcp6Client(Service):
             config, self.reactor, self.transport.send, self._on_lease, lease=stored
         )
         self.client.start()
+        self.carrier = CarrierWatch(self.reactor, uplink, self.client.link_up)
+        self.carrier.start()
 
     def _datagram(self, data: bytes, source: str) -> None:
         try:
@@ -110,6 +113,8 @@ class Dhcp6Client(Service):
         self.shutdown(EXIT_DONT_RESTART)
 
     def stop(self):
+        if getattr(self, "carrier", None):
+            self.carrier.stop()
         if getattr(self, "client", None):
             self.client.stop()
         if getattr(self, "transport", None):

@@ -9,6 +9,7 @@ HTTP goes through the LAN host, as an owner's browser would.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import re
@@ -28,8 +29,30 @@ DHCP6_METRICS = 8070
 STATUSD = 80
 DIAGD = 7733
 
+# Leases short enough that outages longer than a lease, T2 and renumbering at T1 fit in
+# a few minutes, with room between the DHCPv4 T2 (79 s) and its end (90 s).
+SHORT_LEASES = {
+    "dhcp4_valid_lifetime": 90,
+    "dhcp6_preferred_lifetime": 60,
+    "dhcp6_valid_lifetime": 300,
+}
+
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def use_short_leases(isp) -> None:
+    """Make the ISP's kea hand out `SHORT_LEASES` (call before the router boots).
+
+    Under router7-vmtest `isp` is the lab's namespace and kea restarts with them; a
+    NixOS isp node has them in its configuration already (see vm-tests/README.md).
+    """
+    lab = getattr(isp, "lab", None)
+    if lab is None:
+        return
+    lab.addr = dataclasses.replace(lab.addr, **SHORT_LEASES)
+    isp.systemctl("restart kea-dhcp4-server")
+    isp.systemctl("restart kea-dhcp6-server")
 
 
 def read_json(machine, path: str):
