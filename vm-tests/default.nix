@@ -51,24 +51,33 @@ let
           } \
           --python ${python.withPackages (ps: [ ps.twisted ])}/bin/python3 ${extraArgs}
       '';
-  ispFiles = renderIsp "router7-vm-isp" "";
-  # The same ISP after renumbering: another PD pool, a fresh lease file.
-  renumberedIspFiles = renderIsp "router7-vm-isp-renumbered" "--pd-pool ${renumberedPool}";
 
-  # A long-running service of the isp node from one of ispFiles' scripts.
-  peer = description: script: {
-    inherit description;
-    wantedBy = [ "multi-user.target" ];
-    after = [ "isp-addresses.service" ];
-    requires = [ "isp-addresses.service" ];
-    path = [ pkgs.dnsmasq ];
-    serviceConfig = {
-      ExecStart = "${ispFiles}/${script}";
-      Restart = "on-failure";
-    };
-  };
-
+  # The ISP for one scenario: the lab's lifetimes, or the short ones of
+  # router7.lab.scenario.use_short_leases where the scenario calls it (under the lab
+  # that call restarts kea with them; here they are in the configuration already).
   isp =
+    shortLeases:
+    let
+      leases = lib.optionalString shortLeases " --short-leases";
+      variant = lib.optionalString shortLeases "-short-leases";
+      ispFiles = renderIsp "router7-vm-isp${variant}" leases;
+      # The same ISP after renumbering: another PD pool, a fresh lease file.
+      renumberedIspFiles =
+        renderIsp "router7-vm-isp-renumbered${variant}"
+          "--pd-pool ${renumberedPool}${leases}";
+      # A long-running service of the isp node from one of ispFiles' scripts.
+      peer = description: script: {
+        inherit description;
+        wantedBy = [ "multi-user.target" ];
+        after = [ "isp-addresses.service" ];
+        requires = [ "isp-addresses.service" ];
+        path = [ pkgs.dnsmasq ];
+        serviceConfig = {
+          ExecStart = "${ispFiles}/${script}";
+          Restart = "on-failure";
+        };
+      };
+    in
     { ... }:
     {
       virtualisation.interfaces.down0.vlan = uplinkVlan;
@@ -241,7 +250,8 @@ let
     pkgs.testers.runNixOSTest {
       name = "router7-${lib.replaceStrings [ "_" ] [ "-" ] name}";
       nodes = {
-        inherit isp router;
+        inherit router;
+        isp = isp (lib.hasInfix "use_short_leases(isp)" script);
         lan = lanHost;
       }
       // lib.optionalAttrs (lib.hasInfix "lan2" script) { lan2 = lanHost; };

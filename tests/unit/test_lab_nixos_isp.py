@@ -7,6 +7,7 @@ from pathlib import Path
 
 from router7.lab import configs, nixos_isp
 from router7.lab.addresses import ADDR
+from router7.lab.scenario import SHORT_LEASES
 
 
 def test_render_writes_every_file_the_nix_glue_reads(tmp_path):
@@ -82,3 +83,12 @@ def test_renumbered_isp_has_another_pool_and_fresh_leases(tmp_path):
     assert (pd["prefix"], pd["prefix-len"]) == ("2001:db8:200::", 40)
     assert v6["lease-database"]["name"] == "/var/lib/kea/dhcp6-renumbered.leases"
     assert "unreachable 2001:db8:200::/40" in (tmp_path / "isp-addresses.sh").read_text()
+
+
+def test_short_leases_are_the_scenarios(tmp_path):
+    nixos_isp.main([str(tmp_path), "--kea-hooks=/k", "--path=/t", "--python=/p", "--short-leases"])
+    v4 = json.loads((tmp_path / "kea-dhcp4.json").read_text())["Dhcp4"]
+    v6 = json.loads((tmp_path / "kea-dhcp6.json").read_text())["Dhcp6"]
+    assert v4["valid-lifetime"] == SHORT_LEASES["dhcp4_valid_lifetime"]
+    assert v6["preferred-lifetime"] == SHORT_LEASES["dhcp6_preferred_lifetime"]
+    assert v6["valid-lifetime"] == SHORT_LEASES["dhcp6_valid_lifetime"]

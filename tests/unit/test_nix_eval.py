@@ -145,6 +145,11 @@ def test_vm_tests_have_the_lab_nodes(flake):
         isp = nodes["isp"]
         assert isp["kea"]["dhcp4"]["enable"] and isp["kea"]["dhcp6"]["enable"], name
         assert isp["kea"]["dhcp6"]["configFile"].endswith("/kea-dhcp6.json")
+        # router7.lab.scenario.use_short_leases: in the NixOS ISP's configuration.
+        short = "use_short_leases(isp)" in script
+        for which in ("dhcp4", "dhcp6"):
+            config_file = isp["kea"][which]["configFile"]
+            assert ("router7-vm-isp-short-leases/" in config_file) == short, (name, which)
         assert {"radvd", "internet-http", "internet-dns", "isp-dns1", "isp-dns2"} <= set(
             isp["services"]
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from router7.lab import configs
 from router7.lab.addresses import ADDR, LabAddresses
+from router7.lab.scenario import SHORT_LEASES
 
 # The interface the ISP serves the router on, named by virtualisation.interfaces.
 ACCESS_IFACE = "down0"
@@ -117,13 +118,17 @@ def render(
     tool_path: str,
     python: str,
     pd_pool: str | None = None,
+    short_leases: bool = False,
 ) -> None:
     """Write every file; with `pd_pool`, the ISP after renumbering (as
-    `Lab.renumber_prefix_delegation`): another pool and a fresh lease file."""
+    `Lab.renumber_prefix_delegation`): another pool and a fresh lease file; with
+    `short_leases`, the lifetimes of `router7.lab.scenario.use_short_leases`."""
     a, leases6 = ADDR, "dhcp6.leases"
+    if short_leases:
+        a = dataclasses.replace(a, **SHORT_LEASES)
     if pd_pool is not None:
         pool = ipaddress.IPv6Network(pd_pool)  # ValueError names a bad prefix
-        a, leases6 = dataclasses.replace(ADDR, pd_pool=str(pool)), "dhcp6-renumbered.leases"
+        a, leases6 = dataclasses.replace(a, pd_pool=str(pool)), "dhcp6-renumbered.leases"
     out.mkdir(parents=True, exist_ok=True)
     hook = out / "kea-pd-route.sh"
     files = {
@@ -148,8 +153,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--path", required=True, help="PATH for the PD route hook (ip, date, awk)")
     p.add_argument("--python", required=True, help="a Python with Twisted, for the HTTP server")
     p.add_argument("--pd-pool", help="delegate from this pool instead (the renumbered ISP)")
+    p.add_argument(
+        "--short-leases",
+        action="store_true",
+        help="the lifetimes of router7.lab.scenario.SHORT_LEASES (use_short_leases)",
+    )
     args = p.parse_args(argv)
-    render(args.out, args.kea_hooks, args.path, args.python, args.pd_pool)
+    render(args.out, args.kea_hooks, args.path, args.python, args.pd_pool, args.short_leases)
 
 
 if __name__ == "__main__":
