@@ -2,6 +2,7 @@
 # the whole system (netboot or the disk image's slot A/B): no Nix daemon, no
 # documentation, no perl. Hardware comes from apu2c4.nix or qemu.nix.
 {
+  config,
   lib,
   modulesPath,
   ...
@@ -35,6 +36,10 @@ in
   ];
 
   services.router7.enable = true;
+  # The VM test shell's udev rule (pkgs/systemd/99-router7-testshell.rules), as in the
+  # Debian image: it starts router7-testshell.service only when qemu offers the
+  # org.router7.testshell port, which real hardware never has.
+  services.udev.packages = [ config.services.router7.package ];
 
   # From profiles/image-based-appliance.nix, without its networking.useNetworkd:
   # the system is replaced whole (slot A/B or netboot), never rebuilt in place.

@@ -48,6 +48,7 @@ let
     fileSystems = names cfg.fileSystems;
     forbidden = cfg.system.forbiddenDependenciesRegexes;
     documentation = cfg.documentation;
+    udevPackages = map (p: p.outPath) cfg.services.udev.packages;
   };
 
   node =

@@ -88,6 +88,8 @@ in
     services.radvd = attrs;
     # nixos/modules/services/system/userborn.nix
     services.userborn.enable = bool false;
+    # nixos/modules/services/hardware/udev.nix
+    services.udev.packages = list;
     # nixos/modules/config/sysctl.nix
     boot.kernel.sysctl = attrs;
     # nixos/modules/system/boot/kernel.nix

@@ -132,6 +132,7 @@ let
     "coreutils"
     "gawk"
     "gnugrep"
+    "bash"
   ] (name: stubDrv name { });
 
   pkgs = tools // {
