@@ -222,9 +222,13 @@ let
       virtualisation.interfaces.eth1.vlan = lanVlan;
       networking = {
         useDHCP = false;
-        interfaces.eth1.useDHCP = true; # dhcpcd: DHCPv4 (sends the host name) + SLAAC
+        interfaces.eth1.useDHCP = true;
         firewall.enable = false;
       };
+      # As the lab's LAN hosts (router7.lab.router: `dhcpcd -4 … -h <node>`): dhcpcd
+      # for DHCPv4 with the host name, the kernel for SLAAC and RA routes (proto ra).
+      # nixos/modules/services/networking/dhcpcd.nix
+      networking.dhcpcd.extraConfig = "ipv4only";
       services.resolved.enable = false;
       environment.systemPackages = [
         pkgs.curl

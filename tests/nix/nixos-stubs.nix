@@ -78,6 +78,7 @@ in
     networking.interfaces = attrs;
     # nixos/modules/services/networking/dhcpcd.nix
     networking.dhcpcd.enable = bool true;
+    networking.dhcpcd.extraConfig = lines;
     # nixos/modules/services/networking/firewall.nix
     networking.firewall.enable = bool true;
     # nixos/modules/system/boot/resolved.nix
