@@ -71,7 +71,7 @@
         # PC Engines apu2c4: x86_64, serial console at 115200 baud.
         router = routerSystem ./pkgs/nixos/apu2c4.nix;
         # The same system for qemu (virtio): `router7-lab up --vm` with
-        # ROUTER7_IMAGE_DIR pointing at `nix build .#image-qemu` + `.#netboot-qemu`.
+        # ROUTER7_IMAGE_DIR pointing at the output of `nix build .#image-qemu`.
         router-qemu = routerSystem ./pkgs/nixos/qemu.nix;
       };
 
