@@ -175,6 +175,13 @@ class FakeReactor(task.Clock):
     def stop(self):
         self.stopped = True
 
+    # runtime.carrier watches link events through the reactor.
+    def addReader(self, reader):
+        pass
+
+    def removeReader(self, reader):
+        pass
+
 
 def test_service_writes_lease_keeps_it_on_expiry_and_removes_it_on_release(tmp_path, monkeypatch):
     """The Service glue: lease.json written on Reply, kept when the lease runs out,
