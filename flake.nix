@@ -18,38 +18,96 @@
       inherit (nixpkgs) lib;
 
       # The services use Linux netlink, nftables and raw sockets: Linux only.
-      # x86_64 is the apu2c4 and qemu; aarch64 is there for ARM boards.
+      # x86_64 is the apu2c4 and qemu; aarch64 is there for ARM boards (package and
+      # module only: the systems below are x86_64).
       systems = [
         "x86_64-linux"
         "aarch64-linux"
       ];
       forAllSystems = f: lib.genAttrs systems (system: f system nixpkgs.legacyPackages.${system});
+
+      # The router as an appliance: the module, the small system around it
+      # (pkgs/nixos/appliance.nix) and one hardware profile.
+      routerSystem =
+        hardware:
+        nixpkgs.lib.nixosSystem {
+          modules = [
+            self.nixosModules.router7
+            ./pkgs/nixos/appliance.nix
+            hardware
+          ];
+        };
+
+      # Boot files and disk image of one NixOS configuration (x86_64 only).
+      bootOutputs =
+        pkgs: router7: nixos:
+        let
+          netboot = pkgs.callPackage ./pkgs/netboot.nix { inherit nixos; };
+        in
+        {
+          inherit netboot;
+          image = pkgs.callPackage ./pkgs/image.nix {
+            inherit netboot router7;
+          };
+        };
     in
     {
       overlays.default = final: _prev: {
         router7 = final.callPackage ./pkgs/router7.nix { };
       };
 
+      # services.router7 (pkgs/nixos/module.nix), with this flake's package.
+      nixosModules.router7 =
+        { lib, pkgs, ... }:
+        {
+          imports = [ ./pkgs/nixos/module.nix ];
+          services.router7.package =
+            lib.mkDefault
+              self.packages.${pkgs.stdenv.hostPlatform.system}.router7;
+        };
+      nixosModules.default = self.nixosModules.router7;
+
+      nixosConfigurations = {
+        # PC Engines apu2c4: x86_64, serial console at 115200 baud.
+        router = routerSystem ./pkgs/nixos/apu2c4.nix;
+        # The same system for qemu (virtio): `router7-lab up --vm` with
+        # ROUTER7_IMAGE_DIR pointing at the output of `nix build .#image-qemu`.
+        router-qemu = routerSystem ./pkgs/nixos/qemu.nix;
+      };
+
       packages = forAllSystems (
-        _system: pkgs:
+        system: pkgs:
         let
           router7 = pkgs.callPackage ./pkgs/router7.nix { };
+          apu = bootOutputs pkgs router7 self.nixosConfigurations.router;
+          qemu = bootOutputs pkgs router7 self.nixosConfigurations.router-qemu;
         in
         {
           inherit router7;
           default = router7;
-          # Later (docs/direction.md): `image` (disk image with A/B slots) and
-          # `netboot` (kernel + initrd + iPXE script), built from a NixOS
-          # configuration that runs these services under systemd.
+        }
+        // lib.optionalAttrs (system == "x86_64-linux") {
+          inherit (apu) netboot image;
+          netboot-qemu = qemu.netboot;
+          image-qemu = qemu.image;
         }
       );
 
-      # `nix flake check` builds the package, whose check phase runs the unit
-      # tests. The NixOS VM tests of vm-tests/ join here later.
+      # `nix flake check`: the package (its check phase runs the unit tests) and,
+      # on x86_64, every scenario of vm-tests/ as a NixOS VM test (needs KVM:
+      # nixos/lib/testing/run.nix requires the kvm and nixos-test features).
       checks = forAllSystems (
-        system: _pkgs: {
+        system: pkgs:
+        {
           router7 = self.packages.${system}.router7;
         }
+        // lib.optionalAttrs (system == "x86_64-linux") (
+          import ./vm-tests {
+            inherit pkgs;
+            router7 = self.packages.${system}.router7;
+            routerModule = self.nixosModules.router7;
+          }
+        )
       );
 
       devShells = forAllSystems (
@@ -87,7 +145,22 @@
               pkgs.ndisc6
               pkgs.dnsutils # dig
               pkgs.wireshark-cli # tshark
-              # `nix-instantiate --parse` for tests/unit/test_nix_files.py.
+              pkgs.curl
+              pkgs.nmap # the scenarios' port probes
+              # The image build (router7-image build / disk): root filesystem,
+              # squashfs, the disk packer's partitioning and boot loader.
+              pkgs.mmdebstrap
+              pkgs.squashfsTools
+              pkgs.util-linux # sfdisk
+              pkgs.dosfstools # mkfs.vfat
+              pkgs.mtools
+              pkgs.syslinux
+              pkgs.e2fsprogs # mkfs.ext4
+              pkgs.cpio
+              pkgs.zstd
+              # The VM tests outside Nix (router7-lab up --vm): qemu, TCG or KVM.
+              pkgs.qemu_kvm
+              # `nix-instantiate` for tests/unit/test_nix_*.py.
               pkgs.nix
             ];
             # Run from the repository root: the services are imported from the

@@ -9,6 +9,7 @@
 {
   lib,
   python3Packages,
+  bash,
   iproute2,
   nftables,
 }:
@@ -72,6 +73,29 @@ python3Packages.buildPythonApplication {
       ]
     }"
   ];
+
+  # The systemd units both legs share (pkgs/systemd/, see its README), with @bindir@
+  # pointing at the wrapped console scripts; the NixOS module enables them through
+  # systemd.packages and systemd.tmpfiles.packages. The VM test shell (unit and udev
+  # rule, started only when qemu offers its virtio port) gets NixOS's bash and PATH
+  # instead of /bin/bash; the appliance installs its rule (pkgs/nixos/appliance.nix).
+  postInstall = ''
+    mkdir -p $out/lib/systemd/system $out/lib/tmpfiles.d $out/lib/sysusers.d $out/lib/udev/rules.d
+    for unit in ${./systemd}/router7*.service ${./systemd}/router7.target; do
+      dest=$out/lib/systemd/system/$(basename "$unit")
+      sed -e "s|@bindir@|$out/bin|g" \
+        -e "s|/bin/bash|${bash}/bin/bash|g" \
+        -e "s|^Environment=PATH=.*|Environment=PATH=/run/current-system/sw/bin:/run/wrappers/bin|" \
+        "$unit" >"$dest"
+      if grep -q '@[a-z]*@' "$dest"; then
+        echo "unsubstituted placeholder in $dest" >&2
+        exit 1
+      fi
+    done
+    cp ${./systemd}/router7.tmpfiles.conf $out/lib/tmpfiles.d/router7.conf
+    cp ${./systemd}/router7.sysusers.conf $out/lib/sysusers.d/router7.conf
+    cp ${./systemd}/*.rules $out/lib/udev/rules.d/
+  '';
 
   # Unit tests only. Integration tests need root, network namespaces and the
   # lab daemons; they skip themselves without root, and the build sandbox

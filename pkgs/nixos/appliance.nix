@@ -1,0 +1,72 @@
+# The router as a small, read-only appliance booted from a kernel + initrd that holds
+# the whole system (netboot or the disk image's slot A/B): no Nix daemon, no
+# documentation, no perl. Hardware comes from apu2c4.nix or qemu.nix.
+{
+  config,
+  lib,
+  modulesPath,
+  ...
+}:
+let
+  inherit (lib) filter hasPrefix removePrefix splitString concatMap;
+  # The lines of a list file, without comments and blanks.
+  lines =
+    file:
+    filter (l: builtins.match "[[:space:]]*" l == null) (
+      map (l: lib.head (splitString "#" l)) (splitString "\n" (builtins.readFile file))
+    );
+  words = l: filter (w: w != "") (splitString " " l);
+  debianInitrdModules = concatMap (l: words (removePrefix "initrd:" l)) (
+    filter (hasPrefix "initrd:") (lines ../debian/modules.txt)
+  );
+  debianBootModules = concatMap words (lines ../debian/rootfs/etc/modules-load.d/router7.conf);
+in
+{
+  imports = [
+    ./perm.nix
+    # fileSystems (tmpfs root, squashfs store in the initrd), system.build.
+    # {netbootRamdisk,netbootIpxeScript,squashfsStore}.
+    "${modulesPath}/installer/netboot/netboot.nix"
+    # documentation.*, environment.defaultPackages = [ ] (perl is a default package).
+    "${modulesPath}/profiles/minimal.nix"
+    # Activation without perl: systemd initrd, /etc overlay, userborn; and
+    # system.forbiddenDependenciesRegexes = [ "perl" ] fails the build if perl
+    # creeps back into the closure.
+    "${modulesPath}/profiles/perlless.nix"
+  ];
+
+  services.router7.enable = true;
+  # The VM test shell's udev rule (pkgs/systemd/99-router7-testshell.rules), as in the
+  # Debian image: it starts router7-testshell.service only when qemu offers the
+  # org.router7.testshell port, which real hardware never has.
+  services.udev.packages = [ config.services.router7.package ];
+
+  # From profiles/image-based-appliance.nix, without its networking.useNetworkd:
+  # the system is replaced whole (slot A/B or netboot), never rebuilt in place.
+  nix.enable = false;
+  system.switch.enable = false;
+  users.mutableUsers = false;
+
+  # netboot.nix registers the store in the Nix database after boot (nix-store
+  # --load-db, nix-env), which pulls Nix back into the closure.
+  boot.postBootCommands = lib.mkForce "";
+
+  # The Debian leg's kernel module lists (pkgs/debian/modules.txt, "initrd:" lines;
+  # pkgs/debian/rootfs/etc/modules-load.d/router7.conf), read here so both legs load
+  # the same modules. NixOS ships every module in the system; only the initrd is
+  # restricted (the default list would add every disk and USB HID driver).
+  boot.initrd.includeDefaultModules = false;
+  boot.initrd.availableKernelModules = debianInitrdModules;
+  boot.kernelModules = debianBootModules;
+
+  # /perm: perm.nix (the disk's ext4 "perm" partition, else a tmpfs).
+
+  # The serial console is the only console (apu2c4 and the qemu variant alike);
+  # the console= arguments are also in the disk image's cmdline (pkgs/image.nix).
+  boot.kernelParams = [ "console=ttyS0,115200" ];
+  boot.loader.timeout = lib.mkForce 0;
+
+  networking.hostName = lib.mkDefault "router7";
+  time.timeZone = "UTC";
+  system.stateVersion = "26.05";
+}
