@@ -1,7 +1,13 @@
-"""One test per vm-tests/*.py scenario, each against a fresh VM and lab."""
+"""One test per vm-tests/*.py scenario, each against a fresh VM and lab.
+
+$ROUTER7_VM_SCENARIOS (names separated by spaces) narrows the set; unset or
+"all" runs every scenario. Under TCG each boot costs minutes, so ./scripts/test
+picks a core set by default (see there).
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -10,7 +16,20 @@ import pytest
 from router7.vmtest.driver import Driver
 from router7.vmtest.image import checkout_root
 
-SCENARIOS = sorted((checkout_root() / "vm-tests").glob("*.py"))
+
+def selected(paths: list[Path], wanted: str) -> list[Path]:
+    if wanted.strip() in ("", "all"):
+        return paths
+    names = set(wanted.split())
+    unknown = names - {p.stem for p in paths}
+    if unknown:
+        raise ValueError(f"ROUTER7_VM_SCENARIOS names no scenario: {', '.join(sorted(unknown))}")
+    return [p for p in paths if p.stem in names]
+
+
+SCENARIOS = selected(
+    sorted((checkout_root() / "vm-tests").glob("*.py")), os.environ.get("ROUTER7_VM_SCENARIOS", "")
+)
 
 
 @pytest.mark.vm
