@@ -2,22 +2,11 @@
 # its unit grants, no new privileges, and still does its job.
 import json
 
+from router7 import SERVICES
 from router7.lab.addresses import ADDR
 from router7.lab.scenario import DIAGD, LAN_GW, http_get, wait_internet, wait_online
 from router7.runtime import ports
 
-SERVICES = (
-    "netconfigd",
-    "dhcp4",
-    "dhcp6",
-    "dhcp4d",
-    "radvd",
-    "dnsd",
-    "captured",
-    "diagd",
-    "backupd",
-    "statusd",
-)
 # linux/capability.h
 CAP_BITS = {"cap_net_bind_service": 10, "cap_net_admin": 12, "cap_net_raw": 13}
 

@@ -19,24 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from router7 import SERVICES
+
 REPO = Path(__file__).resolve().parents[2]
 NIXPKGS_LIB = REPO.parent / "shared" / "nix" / "nixpkgs-lib" / "lib"
 STUBS = REPO / "tests" / "nix"
 UNITS = REPO / "pkgs" / "systemd"
 VM_TESTS = REPO / "vm-tests"
-
-SERVICES = [
-    "dhcp4",
-    "dhcp6",
-    "netconfigd",
-    "dhcp4d",
-    "radvd",
-    "dnsd",
-    "captured",
-    "diagd",
-    "backupd",
-    "statusd",
-]
 
 
 def _nix_instantiate() -> str:

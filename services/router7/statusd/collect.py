@@ -15,26 +15,13 @@ from datetime import UTC, datetime
 from ipaddress import ip_address
 from pathlib import Path
 
+from router7 import SERVICES
 from router7.dhcp4 import lease as dhcp4_lease
 from router7.dhcp4d import store as dhcp4d_store
 from router7.dhcp4d.oui import VendorDB
 from router7.dhcp6 import lease as dhcp6_lease
 from router7.runtime.notify import running_pid
 from router7.runtime.statefile import StateFileError, format_time
-
-# The services of a router7, in the order they start (lab/router.py, systemd units).
-SERVICES = (
-    "netconfigd",
-    "dhcp4",
-    "dhcp6",
-    "dhcp4d",
-    "radvd",
-    "dnsd",
-    "captured",
-    "diagd",
-    "backupd",
-    "statusd",
-)
 
 LEASE4 = Path("dhcp4/wire/lease.json")
 LEASE6 = Path("dhcp6/wire/lease.json")
