@@ -77,7 +77,9 @@ class Bench:
                    "dnsmasq")  # fmt: skip
         perm = self.tmp / "perm"
         (perm / "dhcp4/wire").mkdir(parents=True)
-        (perm / "dhcp4/wire/lease.json").write_text(json.dumps({"dns": [UPSTREAM]}))
+        (perm / "dhcp4/wire/lease.json").write_text(
+            json.dumps({"address": "10.99.0.2/24", "dns": [UPSTREAM]})
+        )
         self.spawn(self.rtr, [str(DNSD), "--perm", str(perm), "--run-dir", str(self.tmp / "run"),
                               "--log-level", "warning", "--hostname", "bench"], "dnsd")  # fmt: skip
         for port in (53, 5300):
