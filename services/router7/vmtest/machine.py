@@ -155,38 +155,30 @@ class BaseMachine:
         return output
 
     def wait_until_succeeds(self, command: str, timeout: int = 900) -> str:
-        output = ""
-        status = -1
-
-        def check_success(last_try: bool) -> bool:
-            nonlocal output, status
-            status, output = self.execute(command, timeout=timeout)
-            return status == 0
-
-        with self.logger.nested(f"waiting for success: {command}", self.name):
-            try:
-                retry(check_success, timeout)
-            except RequestedAssertionFailed as e:
-                raise self._failure(
-                    f"did not succeed in {timeout}s: {e}", command, status, output
-                ) from None
-            return output
+        return self._wait_until(command, timeout, succeed=True)
 
     def wait_until_fails(self, command: str, timeout: int = 900) -> str:
-        output = ""
-        status = 0
+        return self._wait_until(command, timeout, succeed=False)
 
-        def check_failure(last_try: bool) -> bool:
+    def _wait_until(self, command: str, timeout: int, *, succeed: bool) -> str:
+        """Run ``command`` until it succeeds (or fails); its last output."""
+        output = ""
+        status = -1 if succeed else 0
+        word = "succeed" if succeed else "fail"
+
+        def check(last_try: bool) -> bool:
             nonlocal output, status
             status, output = self.execute(command, timeout=timeout)
-            return status != 0
+            return (status == 0) == succeed
 
-        with self.logger.nested(f"waiting for failure: {command}", self.name):
+        with self.logger.nested(
+            f"waiting for {'success' if succeed else 'failure'}: {command}", self.name
+        ):
             try:
-                retry(check_failure, timeout)
+                retry(check, timeout)
             except RequestedAssertionFailed as e:
                 raise self._failure(
-                    f"did not fail in {timeout}s: {e}", command, status, output
+                    f"did not {word} in {timeout}s: {e}", command, status, output
                 ) from None
             return output
 
