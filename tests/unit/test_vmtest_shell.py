@@ -128,6 +128,7 @@ def test_a_failed_succeed_names_machine_command_output_and_exit_code(tmp_path):
 def test_wait_until_succeeds_returns_output_and_fail_raises(tmp_path):
     m = LocalMachine("lan", tmp_path, Logger(tmp_path, echo=False))
     assert m.wait_until_succeeds("echo ok", timeout=5) == "ok\n"
+    assert m.wait_until_fails("echo gone; exit 3", timeout=5) == "gone\n"
     assert m.fail("exit 1") == ""
     with pytest.raises(RequestedAssertionFailed, match="unexpectedly succeeded"):
         m.fail("true")
