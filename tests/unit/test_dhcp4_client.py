@@ -510,3 +510,50 @@ def test_any_sequence_of_replies_and_silences_keeps_the_client_going(events, sto
         repeats.setdefault((b.xid, opts(b)["message-type"]), []).append(t)
     for times in repeats.values():
         assert all(b - a >= 1 for a, b in zip(times, times[1:], strict=False))
+
+
+# --- forged replies (issue 16, case 3) ----------------------------------------
+
+
+def test_a_forged_ack_without_router_and_with_a_host_mask_keeps_the_lease():
+    _, ack = fiber7()
+    core, clock, rec = make()
+    held = bind(core, clock, rec)
+    clock.advance(804)  # RENEWING
+    forged = reply(ack, core.xid, router=None, subnet_mask="255.255.255.255", server_id="10.6.6.6")
+    core.receive(forged)
+    assert core.state is State.RENEWING and core.lease == held
+    assert rec.drops[-1] == "degraded" and len(rec.leases) == 1
+    # Still a router but a /32 instead of the held subnet: degraded too.
+    core.receive(reply(ack, core.xid, subnet_mask="255.255.255.255"))
+    assert rec.drops[-1] == "degraded" and core.lease == held
+    # The real server's ACK still renews.
+    core.receive(reply(ack, core.xid))
+    assert core.state is State.BOUND and len(rec.leases) == 2
+
+
+def test_a_nak_from_another_server_while_renewing_or_rebinding_is_ignored():
+    core, clock, rec = make()
+    held = bind(core, clock, rec)
+    clock.advance(804)
+    forged = nak(core.xid)
+    forged = replace(forged, server_id=IPv4Address("10.6.6.6"))
+    core.receive(forged)
+    assert core.state is State.RENEWING and core.lease == held
+    assert rec.drops[-1] == "foreign_nak"
+    run_for(clock, held.rebind_at.timestamp() - clock.seconds() + 1)
+    assert core.state is State.REBINDING
+    core.receive(replace(nak(core.xid), server_id=IPv4Address("10.6.6.6")))
+    assert core.state is State.REBINDING and rec.drops[-1] == "foreign_nak"
+    # The lease's own server may still take it back.
+    core.receive(replace(nak(core.xid), server_id=held.server))
+    assert core.state is State.SELECTING and core.lease is None
+
+
+def test_without_a_held_lease_any_ack_is_taken():
+    offer, ack = fiber7()
+    core, clock, rec = make()
+    core.start()
+    core.receive(reply(offer, core.xid))
+    core.receive(reply(ack, core.xid, router=None))
+    assert core.state is State.BOUND and core.lease.router is None

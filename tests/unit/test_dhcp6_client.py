@@ -643,3 +643,22 @@ _REASONS = [
 
 def test_lease_times_are_whole_seconds_of_the_clock():
     assert to_datetime(START + 0.7).timestamp() == START
+
+
+# --- forged or empty Replies (issue 16, case 3) -------------------------------
+
+
+@pytest.mark.parametrize("pd_status", [wire.NO_PREFIX_AVAIL, None])
+def test_a_renew_reply_without_usable_ia_keeps_retransmitting_then_rebinds(pd_status):
+    h = Harness()
+    h.bind_fiber7()
+    lease = h.leases[-1]
+    h.advance_until_sent()
+    assert h.types()[-1] == wire.RENEW
+    h.feed(server_msg(s.DHCP6_Reply, h.tid(), prefixes=(), pd_status=pd_status))
+    assert h.client.state is State.RENEW and len(h.leases) == 1
+    while h.types()[-1] != wire.REBIND:
+        h.advance_until_sent()
+    h.feed(server_msg(s.DHCP6_Reply, h.tid(), prefixes=(), pd_status=pd_status))
+    assert h.client.state is State.REBIND and h.client.lease is lease
+    assert [p.network for p in h.client.lease.prefixes] == [FIBER7_PREFIX]

@@ -12,7 +12,16 @@ States::
     start(None) ──► INIT ─► SELECTING ──OFFER──► REQUESTING ──ACK──► BOUND
     start(lease) ─► REBOOTING ──ACK──► BOUND        (no answer: ─► SELECTING)
     BOUND ──T1──► RENEWING ──T2──► REBINDING ──expiry──► SELECTING
-    RENEWING/REBINDING ──ACK──► BOUND;  any NAK ──► INIT (forget the lease)
+    RENEWING/REBINDING ──ACK──► BOUND;  NAK ──► INIT (forget the lease)
+
+Forged replies (anyone on the segment sees the xid) must not take a working
+lease away ("connectivity above all", docs/hostile.md):
+
+- an ACK that lacks what the held lease has (a router; a subnet mask wider
+  than /32) is dropped as "degraded" and the exchange goes on;
+- in RENEWING/REBINDING, a NAK whose server id is not the lease's server is
+  dropped as "foreign_nak" (INIT-REBOOT still takes any NAK: the router may
+  have moved to another network).
 
 The last lease is never forgotten on expiry or silence (only on NAK or
 release): it is the hint (requested IP) of later DISCOVERs, and its files stay
@@ -32,6 +41,9 @@ from router7.dhcp4 import wire
 from router7.dhcp4.lease import Lease
 
 log = logging.getLogger(__name__)
+
+
+FORGED = ("degraded", "foreign_nak")  # drop reasons that point to a forged reply
 
 
 class State(enum.Enum):
@@ -132,9 +144,13 @@ class Dhcp4Core:
             if msg.msg_type == wire.ACK:
                 if msg.yiaddr == wire.UNSPECIFIED:
                     return self._drop("invalid", msg)
+                if self._degrades(msg):
+                    return self._drop("degraded", msg)
                 # Any server's ACK counts: fiber7 OFFERs from one server and ACKs from another.
                 return self._bind(msg)
             if msg.msg_type == wire.NAK:
+                if self._foreign_nak(msg):
+                    return self._drop("foreign_nak", msg)
                 return self._nak(msg)
         return self._drop("unexpected", msg)
 
@@ -170,6 +186,35 @@ class Dhcp4Core:
                 ]
         else:
             self._discover()
+
+    # --- forged replies -----------------------------------------------------------
+
+    def _degrades(self, ack: wire.Message) -> bool:
+        """Would this ACK replace the held lease with one that works less (no router,
+        a /32 or no mask where the held lease has a subnet)? Without a held lease
+        there is nothing to lose, and any ACK is better than none."""
+        held = self.lease
+        if held is None:
+            return False
+        if held.router is not None and not ack.routers:
+            return True
+        if held.address.network.prefixlen < 32:
+            try:
+                prefixlen = wire.mask_prefixlen(ack.subnet_mask) if ack.subnet_mask else 32
+            except ValueError:
+                return True
+            if prefixlen >= 32:
+                return True
+        return False
+
+    def _foreign_nak(self, nak: wire.Message) -> bool:
+        """A NAK while renewing or rebinding from anyone but the lease's server."""
+        if self.state not in (State.RENEWING, State.REBINDING) or self.lease is None:
+            return False
+        server = self.lease.server
+        if server in (None, wire.UNSPECIFIED):
+            return False  # a stored lease without a server id: nobody to compare with
+        return nak.server_id != server
 
     # --- helpers ----------------------------------------------------------------
 
@@ -210,7 +255,16 @@ class Dhcp4Core:
         self._retransmit = self.clock.callLater(delay, fn, *args)
 
     def _drop(self, reason: str, msg: wire.Message) -> None:
-        log.debug("dropped %s (%s) in %s", msg.type_name, reason, self.state.value)
+        # A forged reply is worth a warning: the owner should know someone tries.
+        level = logging.WARNING if reason in FORGED else logging.DEBUG
+        log.log(
+            level,
+            "dropped %s (%s) in %s from %s",
+            msg.type_name,
+            reason,
+            self.state.value,
+            msg.server_id or msg.src_ip,
+        )
         self.listener.dropped(reason, msg)
 
     def _send(self, msg_type, payload, src, dst, dst_mac=None) -> Transmit:

@@ -340,6 +340,17 @@ class Dhcp6Machine:
             self.listener.dropped("no_binding", "NoBinding in a Reply")
             return self._solicit()
 
+        if renewing and not _usable(msg, self.config.pd_only):
+            # NoPrefixAvail, or no IA at all: not a successful Renew/Rebind (issue 16).
+            # Keep retransmitting (Renew falls back to Rebind at T2); the prefix stays
+            # until its valid lifetime ends.
+            statuses = [ia.status.name for ia in (*pd, *na) if ia.status]
+            return self._drop(
+                "no_bindings",
+                f"Reply without usable bindings ({', '.join(statuses) or 'empty'}) "
+                f"while {self.state.value}: retransmitting",
+            )
+
         now = self.clock.seconds()
         now_dt = to_datetime(now)
         old = self.lease
