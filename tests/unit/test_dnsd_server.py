@@ -264,9 +264,56 @@ def test_two_rounds_then_servfail(env):
     assert not d.called
     reactor.advance(0.5)  # the 4 s budget is spent
     reply = DNSRecord.parse(result_of(d))
-    assert reply.header.rcode == 2  # nobody answered: SERVFAIL to the client
+    # The only answer anyone gave was UP1's REFUSED (an answer about the zone): it is passed on.
+    assert reply.header.rcode == 5
     assert len(reactor.ports) == 4 and all(p.closed for p in reactor.ports)
+    assert value(metrics.servfail) == 0 and value(metrics.upstream_refused) == 1
+
+
+def test_two_rounds_of_silence_then_servfail(env):
+    reactor, server, metrics, _ = env
+    d = server.handle(query(), LAN_CLIENT)
+    reactor.advance(4.0)
+    reply = DNSRecord.parse(result_of(d))
+    assert reply.header.rcode == 2  # nobody answered: SERVFAIL to the client
     assert value(metrics.servfail) == 1
+
+
+def test_refused_asks_each_server_once_without_penalty_then_passes_it_on(env):
+    """Issue 16, case 2: no amplification, no SRTT penalty for a REFUSED."""
+    reactor, server, metrics, policy = env
+    d = server.handle(query("refused.example.test"), LAN_CLIENT)
+    reactor.advance(0.01)
+    reactor.ports[0].on_datagram(upstream_reply(reactor.ports[0].sent[0], rcode=5))
+    assert len(reactor.ports) == 2
+    reactor.advance(0.01)
+    reactor.ports[1].on_datagram(upstream_reply(reactor.ports[1].sent[0], rcode=5))
+    reply = DNSRecord.parse(result_of(d))
+    assert reply.header.rcode == 5 and len(reactor.ports) == 2  # one query per upstream
+    assert policy.srtt(UP1) < 0.1 and policy.srtt(UP2) < 0.1  # answers, not slowness
+    assert value(metrics.servfail) == 0 and value(metrics.upstream_refused) == 2
+    # Not cached: the next question for the zone is asked again.
+    server.handle(query("refused.example.test"), LAN_CLIENT)
+    assert len(reactor.ports) == 3
+
+
+def test_questions_beyond_the_inflight_bound_are_shed_and_cached_names_still_answered(env):
+    """Issue 16, case 1: a bounded number of questions (and sockets) wait upstream."""
+    reactor, server, metrics, _ = env
+    server.forwarder.max_inflight = 10
+    first = server.handle(query("cached.example.test"), LAN_CLIENT)
+    reactor.ports[0].on_datagram(upstream_reply(reactor.ports[0].sent[0], A("203.0.113.7")))
+    assert DNSRecord.parse(result_of(first)).a.rdata == A("203.0.113.7")
+    pending = [server.handle(query(f"q{i}.slow.test"), LAN_CLIENT) for i in range(50)]
+    assert len(server.forwarder.inflight) == 10 and len(reactor.ports) == 11
+    shed = [DNSRecord.parse(result_of(d)) for d in pending[10:]]
+    assert all(r.header.rcode == 2 for r in shed) and value(metrics.shed) == 40
+    cached = DNSRecord.parse(result_of(server.handle(query("cached.example.test"), LAN_CLIENT)))
+    assert cached.a.rdata == A("203.0.113.7")
+    reactor.advance(4.0)  # the budget of the waiting ones ends: room again
+    assert not server.forwarder.inflight
+    server.handle(query("later.slow.test"), LAN_CLIENT)
+    assert len(server.forwarder.inflight) == 1
 
 
 def test_no_upstreams_servfail(env):

@@ -6,6 +6,15 @@ connected) with the same ID and question: the classic defences against
 off-path spoofing. A connected socket also turns an ICMP port unreachable from
 a dead server into an immediate failover instead of a timeout. Identical
 queries in flight share one upstream exchange.
+
+A hostile or busy LAN (issue 16) must not exhaust descriptors or memory: at most
+``max_inflight`` distinct questions wait for upstreams at once (dnsmasq's
+dns-forward-max, 150 too), each with at most one socket per upstream and round;
+a question beyond that fails at once (Overloaded: the server answers SERVFAIL),
+so cached and local names keep being answered. A REFUSED is an answer about the
+zone, not a slow server: it costs the server no SRTT penalty, that server is not
+asked again for this question, and when every server refused the client gets the
+REFUSED.
 """
 
 from __future__ import annotations
@@ -23,16 +32,29 @@ from twisted.protocols.basic import Int16StringReceiver
 from router7.dnsd.cache import Entry, make_entry
 from router7.dnsd.metrics import Metrics
 from router7.dnsd.upstreams import Upstream, UpstreamPolicy
-from router7.dnsd.wire import RCODE_NXDOMAIN, Answer, Malformed, Query, opt_record, parse_answer
+from router7.dnsd.wire import (
+    RCODE_NXDOMAIN,
+    RCODE_REFUSED,
+    Answer,
+    Malformed,
+    Query,
+    opt_record,
+    parse_answer,
+)
 
 log = logging.getLogger(__name__)
 
 TCP_TIMEOUT = 3.0
+MAX_INFLIGHT = 150  # distinct questions waiting for upstreams (dnsmasq: dns-forward-max)
 _GOOD_RCODES = (0, RCODE_NXDOMAIN)  # anything else: ask the next server
 
 
 class NoAnswer(Exception):
     """No upstream gave a usable answer."""
+
+
+class Overloaded(NoAnswer):
+    """Too many questions in flight: shed this one at once."""
 
 
 def upstream_query(q: Query, msg_id: int) -> bytes:
@@ -193,6 +215,13 @@ class _Attempt:
             self._answered(record)
 
     def _answered(self, record: Answer) -> None:
+        if record.rcode == RCODE_REFUSED:
+            self._finish()
+            f = self.forwarder
+            f.metrics.upstream_refused.inc()
+            f.policy.success(self.upstream, f.reactor.seconds() - self.started)
+            self.resolution.refused(self, record)
+            return
         if record.rcode not in _GOOD_RCODES:
             self.failed(f"rcode {record.rcode}")
             return
@@ -267,6 +296,16 @@ class _Resolution:
         self.attempts: list[_Attempt] = []
         self.give_up_timer = None
         self.finished = False
+        self.refusal: Answer | None = None  # the last REFUSED, for when all servers refuse
+
+    def refused(self, attempt: _Attempt, record: Answer) -> None:
+        """``attempt``'s server refused the question: never ask it again for this one."""
+        self.refusal = record
+        self.queue = [(u, f) for u, f in self.queue if u != attempt.upstream]
+        if not self.queue and not any(not a.done for a in self.attempts):
+            self.answered(record)  # everyone refused: that is the answer
+        else:
+            self.advance(attempt)
 
     def advance(self, attempt: _Attempt) -> None:
         """``attempt`` gave up; move on unless a later attempt is already running."""
@@ -283,12 +322,16 @@ class _Resolution:
         elif left > 0 and any(not a.done for a in self.attempts):
             # Nobody left to ask, but a slow server may still answer: wait out the budget.
             self.give_up_timer = reactor.callLater(left, self._give_up)
+        elif self.refusal is not None:
+            self.answered(self.refusal)
         else:
             self._give_up()
 
     def _give_up(self) -> None:
         if self.finished:
             return
+        if self.refusal is not None:
+            return self.answered(self.refusal)
         self._end()
         for d in self.waiters:
             d.errback(NoAnswer(str(self.q)))
@@ -305,6 +348,7 @@ class _Resolution:
         self.finished = True
         if self.forwarder.inflight.get(self.q.key) is self:
             del self.forwarder.inflight[self.q.key]
+            self.forwarder.metrics.inflight.set(len(self.forwarder.inflight))
         if self.give_up_timer is not None and self.give_up_timer.active():
             self.give_up_timer.cancel()
         self.cancel()
@@ -315,14 +359,22 @@ class _Resolution:
 
 
 class Forwarder:
-    def __init__(self, reactor, policy: UpstreamPolicy, metrics: Metrics, open_udp=None):
+    def __init__(
+        self,
+        reactor,
+        policy: UpstreamPolicy,
+        metrics: Metrics,
+        open_udp=None,
+        max_inflight: int = MAX_INFLIGHT,
+    ):
         self.reactor = reactor
         # (host, port, on_datagram, on_error) -> a socket with write() and close()
         self.open_udp = open_udp or (lambda *args: UdpSocket(reactor, *args))
         self.policy = policy
         self.metrics = metrics
         self.inflight: dict[tuple, _Resolution] = {}
-        self._last_log: dict[Upstream, float] = {}
+        self.max_inflight = max_inflight
+        self._last_log: dict[Upstream | None, float] = {}
         self._children: dict[Upstream, tuple] = {}
 
     def resolve(self, q: Query) -> defer.Deferred[Entry]:
@@ -333,9 +385,15 @@ class Forwarder:
             self.metrics.deduplicated.inc()
             resolution.waiters.append(d)
             return d
+        if len(self.inflight) >= self.max_inflight:
+            self.metrics.shed.inc()
+            self._log_shed()
+            d.errback(Overloaded(str(q)))
+            return d
         resolution = _Resolution(self, q)
         resolution.waiters.append(d)
         self.inflight[q.key] = resolution
+        self.metrics.inflight.set(len(self.inflight))
         resolution.next_attempt()
         return d
 
@@ -349,6 +407,15 @@ class Forwarder:
                 self.metrics.upstream_srtt.labels(name),
             )
         return children
+
+    def _log_shed(self) -> None:
+        now = self.reactor.seconds()
+        if now - self._last_log.get(None, -1e9) >= 10:
+            self._last_log[None] = now
+            log.warning(
+                "%d questions in flight: answering new ones SERVFAIL until upstreams catch up",
+                len(self.inflight),
+            )
 
     def log_failure(self, upstream: Upstream, reason: str) -> None:
         # A dead upstream fails every query: say so at most every 10 s per server.

@@ -36,6 +36,13 @@ _HOT = [
     ("truncated", "dnsd_truncated", "UDP answers truncated to the client's limit", None),
     ("servfail", "dnsd_servfail", "queries no upstream could answer", None),
     (
+        "shed",
+        "dnsd_shed",
+        "queries answered SERVFAIL at once: too many upstream queries in flight",
+        None,
+    ),
+    ("upstream_refused", "dnsd_upstream_refused", "REFUSED answers from upstreams", None),
+    (
         "deduplicated",
         "dnsd_inflight_joins",
         "queries that joined an identical query in flight",
@@ -83,6 +90,9 @@ class Metrics:
             registry=r,
         )
         self.cache_entries = Gauge("dnsd_cache_entries", "answers in the cache", registry=r)
+        self.inflight = Gauge(
+            "dnsd_inflight", "distinct questions waiting for an upstream", registry=r
+        )
         self.upstream_srtt = Gauge(
             "dnsd_upstream_srtt_seconds",
             "smoothed round-trip time per upstream",
