@@ -220,6 +220,7 @@ class _Attempt:
             f = self.forwarder
             f.metrics.upstream_refused.inc()
             f.policy.success(self.upstream, f.reactor.seconds() - self.started)
+            f.upstream_metrics(self.upstream)[1].set(f.policy.srtt(self.upstream))
             self.resolution.refused(self, record)
             return
         if record.rcode not in _GOOD_RCODES:

@@ -1,0 +1,84 @@
+"""A hostile LAN host against router7-dnsd (issue 16, cases 1, 2 and 7).
+
+The topology is test_dnsd's (isp with two dnsmasq upstreams, router, client). The
+upstreams forward ``slow.test`` to an address nobody holds, so a LAN host can make
+every question about it hang (as a slow zone it controls would), and have no
+server at all for ``refused.test``, which they answer REFUSED.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers import dnsflood
+from tests.helpers.polling import wait_for
+from tests.integration.test_dnsd import CLIENT, ROUTER_LAN, UP1, UP2, Topology
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+SLOW = "--server=/slow.test/198.51.100.99"
+
+
+@pytest.fixture(scope="module")
+def topo(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hostile-dns")
+    topo = Topology(tmp).up()
+    try:
+        topo.start_upstream(UP1, SLOW)
+        topo.start_upstream(UP2, SLOW)
+        perm = tmp / "perm"
+        (perm / "dhcp4/wire").mkdir(parents=True)
+        (perm / "dhcp4d").mkdir(parents=True)
+        (perm / "dhcp4/wire/lease.json").write_text(
+            json.dumps({"address": "198.51.100.2/24", "dns": [UP1, UP2]})
+        )
+        leases = [{"num": 22, "addr": CLIENT, "hardware_addr": "02:73:53:00:ca:fe",
+                   "hostname": "midna", "hostname_override": "", "expiry": "2099-01-01T00:00:00Z"}]  # fmt: skip
+        (perm / "dhcp4d/leases.json").write_text(json.dumps(leases))
+        topo.perm = perm
+        topo.start_dnsd(perm)
+        yield topo
+    finally:
+        topo.down()
+
+
+def upstream_queries(topo, name: str) -> int:
+    return sum(
+        (topo.tmp / f"dnsmasq-{up}.log").read_text().count(f"query[A] {name} ") for up in (UP1, UP2)
+    )
+
+
+def test_refused_zone_is_asked_once_per_upstream_and_costs_no_rtt(topo):
+    """Case 2: a REFUSED is an answer about the zone, not a slow server."""
+    for i in range(5):
+        out = topo.dig(topo.client, ROUTER_LAN, f"n{i}.refused.test")
+        assert "status: REFUSED" in out, out
+        assert upstream_queries(topo, f"n{i}.refused.test") <= 2  # was 8: two rounds, 2 servers
+    m = topo.metrics()
+    for up in (UP1, UP2):
+        assert m[f'dnsd_upstream_srtt_seconds{{upstream="{up}:53"}}'] < 0.5
+    assert m["dnsd_upstream_refused_total"] >= 5
+
+
+def test_a_flood_of_slow_questions_is_bounded_and_cached_names_still_answer(topo):
+    """Case 1: questions in flight (and so descriptors and memory) are bounded."""
+    assert topo.dig(topo.client, ROUTER_LAN, "www.example.test", "+short") == "203.0.113.10"
+    pid = topo.procs["dnsd"].pid  # ip netns exec execs: this is dnsd itself
+
+    def probe():
+        cached = topo.dig(topo.client, ROUTER_LAN, "www.example.test", "+short", timeout=10)
+        local = topo.dig(topo.client, ROUTER_LAN, "midna.lan", "+short", timeout=10)
+        return cached == "203.0.113.10" and local == CLIENT
+
+    fig = dnsflood.flood(topo.client, ROUTER_LAN, pid, 12000, 3000, "slow.test", probe)
+    print(fig.summary())
+    assert fig.sent == 12000
+    assert fig.probes_answered == len(fig.answer_seconds) >= 3, fig.summary()
+    # 150 questions, each with at most 4 attempts (2 upstreams, 2 rounds), plus listeners.
+    assert fig.max_descriptors < 150 * 4 + 100, fig.summary()
+    assert topo.metrics()["dnsd_shed_total"] > 0
+    # Once the flood is over the bound frees up again.
+    wait_for(lambda: topo.metrics()["dnsd_inflight"] == 0, "the questions in flight to end", 15)
+    assert topo.dig(topo.client, ROUTER_LAN, "other.example.test", "+short") == "203.0.113.11"
