@@ -4,7 +4,7 @@ import json
 
 from router7 import SERVICES
 from router7.lab.addresses import ADDR
-from router7.lab.scenario import DIAGD, LAN_GW, http_get, wait_internet, wait_online
+from router7.lab.scenario import DIAGD, LAN_GW, curl_admin, http_get, wait_internet, wait_online
 from router7.runtime import ports
 
 # linux/capability.h
@@ -56,7 +56,11 @@ with subtest("and each one does its job"):
     health = json.loads(http_get(lan, f"http://{LAN_GW}:{DIAGD}/health.json"))
     assert any(c["name"] == "link/uplink0" and c["ok"] for c in health["checks"]), health
     # backupd
-    listing = lan.succeed(f"curl -sSf http://{LAN_GW}:{ports.HTTP['backupd']}/backup.tar.gz | tar -tzf -").split()
+    # (a backup needs the admin credential; without it: 401)
+    lan.fail(f"curl -sSf http://{LAN_GW}:{ports.HTTP['backupd']}/backup.tar.gz -o /dev/null")
+    listing = curl_admin(
+        router, lan, f"http://{LAN_GW}:{ports.HTTP['backupd']}/backup.tar.gz | tar -tzf -"
+    ).split()
     assert any(n.endswith("dhcp6/duid") for n in listing), listing
     # captured: the ring has the router's DHCP and neighbour discovery traffic.
     lan.wait_until_succeeds(

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from router7.lab import Lab
+from router7.runtime import auth
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -72,6 +73,7 @@ def backupd(lab_session: Lab, tmp_path_factory):
     lab = lab_session.up()
     tmp = tmp_path_factory.mktemp("backupd")
     perm = make_perm(tmp / "perm")
+    token, _ = auth.load_or_create(perm)  # netconfigd's job at boot
     lab.reset_node("router")
     proc = None
     try:
@@ -89,7 +91,7 @@ def backupd(lab_session: Lab, tmp_path_factory):
             if time.monotonic() > deadline:
                 pytest.fail(f"backupd did not start; see {tmp / 'backupd.log'}")
             time.sleep(0.2)
-        yield lab, perm, tmp
+        yield lab, perm, tmp, token
     finally:
         if proc is not None:
             proc.terminate()
@@ -98,10 +100,25 @@ def backupd(lab_session: Lab, tmp_path_factory):
         lab.reset_node("router")
 
 
+def bearer(token: str) -> tuple[str, str]:
+    return ("-H", f"Authorization: Bearer {token}")
+
+
+def test_a_backup_needs_the_admin_credential(backupd):
+    """Issue 16, case 5: a backup holds private keys; any LAN host used to get one."""
+    lab, perm, tmp, token = backupd
+    got = curl(lab, "lan1", "-o", str(tmp / "no.tar.gz"), "-w", "%{http_code}", URL)
+    assert got.stdout == "401" and not (tmp / "no.tar.gz").read_bytes().startswith(b"\x1f\x8b")
+    wrong = curl(lab, "lan1", "-o", "/dev/null", "-w", "%{http_code}", *bearer("x" + token), URL)
+    assert wrong.stdout == "401"
+    basic = curl(lab, "lan1", "-f", "-o", "/dev/null", "-u", f"admin:{token}", URL)
+    assert basic.returncode == 0, basic.stderr
+
+
 def test_round_trip_over_http(backupd):
-    lab, perm, tmp = backupd
+    lab, perm, tmp, token = backupd
     archive = tmp / "download.tar.gz"
-    got = curl(lab, "lan1", "-f", "-o", str(archive), "-D", "-", URL)
+    got = curl(lab, "lan1", "-f", "-o", str(archive), "-D", "-", *bearer(token), URL)
     assert got.returncode == 0, got.stderr
     assert "content-type: application/gzip" in got.stdout.lower()
     assert 'filename="router7-backup-' in got.stdout
@@ -124,13 +141,13 @@ def test_round_trip_over_http(backupd):
     assert os.stat(restored / "big.bin").st_uid == os.stat(perm / "big.bin").st_uid
 
     # The same perm gives the same bytes: downloads can be compared or deduplicated.
-    again = curl(lab, "lan1", "-f", "-o", str(tmp / "again.tar.gz"), URL)
+    again = curl(lab, "lan1", "-f", "-o", str(tmp / "again.tar.gz"), *bearer(token), URL)
     assert again.returncode == 0
     assert (tmp / "again.tar.gz").read_bytes() == archive.read_bytes()
 
 
 def test_restore_straight_from_the_router_into_an_existing_perm(backupd):
-    lab, perm, tmp = backupd
+    lab, perm, tmp, token = backupd
     target = tmp / "existing"
     target.mkdir()
     (target / "stale.json").write_text("{}")
@@ -143,6 +160,8 @@ def test_restore_straight_from_the_router_into_an_existing_perm(backupd):
         "--perm",
         str(target),
         "--no-owner",
+        "--token",
+        token,
         check=False,
     )
     assert run.returncode == 0, run.stderr
@@ -153,8 +172,8 @@ def test_restore_straight_from_the_router_into_an_existing_perm(backupd):
 
 @pytest.mark.parametrize("node", ["isp", "internet"])
 def test_port_does_not_answer_from_outside(backupd, node):
-    lab, _, _ = backupd
-    assert curl(lab, "lan1", "-f", "-o", "/dev/null", URL).returncode == 0
+    lab, _, _, token = backupd
+    assert curl(lab, "lan1", "-f", "-o", "/dev/null", *bearer(token), URL).returncode == 0
     for url in (
         f"http://{UPLINK_ADDR}:{PORT}/backup.tar.gz",
         f"http://[{UPLINK_ADDR6}]:{PORT}/backup.tar.gz",

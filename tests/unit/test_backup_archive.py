@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from router7.backupd.archive import CHUNK, backup_stream, walk
 from router7.backupd.http import Root
+from router7.runtime import auth
 from router7.runtime.mgmt import management_site
 from tests.helpers import web
 
@@ -79,19 +80,30 @@ def test_streams_in_chunks(tmp_path):
     assert members(b"".join(chunks))["random"].size == 5 * CHUNK
 
 
-def get(root, path: bytes, client: str):
-    return web.get(root, path, client)
+def get(root, path: bytes, client: str, headers=()):
+    return web.get(root, path, client, headers)
 
 
 def test_http_streams_backup_to_lan_clients_only(tmp_path):
     perm = make_perm(tmp_path / "perm")
     root = Root(perm)
+    # Without the admin credential a LAN host gets nothing (the backup holds private keys).
     request, body = get(root, b"/backup.tar.gz", "192.168.42.10")
+    assert request.responseCode == 401 and not body.startswith(b"\x1f\x8b")
+    token, _ = auth.load_or_create(perm)
+    bad = [(b"authorization", b"Bearer wrong")]
+    request, body = get(root, b"/backup.tar.gz", "192.168.42.10", bad)
+    assert request.responseCode == 401
+    request, body = get(
+        root, b"/backup.tar.gz", "192.168.42.10", [(b"authorization", f"Bearer {token}".encode())]
+    )
     assert request.finished
     assert request.responseHeaders.getRawHeaders(b"content-type") == [b"application/gzip"]
     assert body == b"".join(backup_stream(perm))
     served = management_site(Root(perm), CollectorRegistry()).resource
-    request, body = get(served, b"/backup.tar.gz", "203.0.113.10")
+    request, body = get(
+        served, b"/backup.tar.gz", "203.0.113.10", [(b"authorization", f"Bearer {token}".encode())]
+    )
     assert request.responseCode == 403 and b"backup" not in body
 
 

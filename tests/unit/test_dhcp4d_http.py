@@ -1,5 +1,6 @@
 """The status page, /lease/, /sethostname and the metrics collector, without a listener."""
 
+import base64
 from ipaddress import IPv4Address
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -139,3 +140,27 @@ def test_metrics_report_leases_packets_drops_and_exhaustion():
     assert 'dhcp4d_packets_received_total{type="discover"} 5.0' in text
     assert "dhcp4d_pool_exhausted_total 3.0" in text
     assert "dhcp4d_pool_size 253.0" in text
+
+
+def test_sethostname_as_served_needs_the_admin_credential_and_a_same_origin_form(tmp_path):
+    """Issue 16, case 5: no renames from any LAN host or from a page on another site."""
+    from router7.runtime import auth
+
+    app = App()
+    served = management_site(StatusPage(app), CollectorRegistry(), perm=tmp_path).resource
+    args = {"hardwareaddr": "7c:bb:8a:00:00:01", "hostname": "evil"}
+    req, _ = render(served, "/sethostname", method=b"POST", args=args)
+    assert req.responseCode == 401 and app.changed == 0  # no token exists yet: nobody may
+    token, _ = auth.load_or_create(tmp_path)
+    req, _ = render(served, "/sethostname", method=b"POST", args=args)
+    assert req.responseCode == 401 and app.changed == 0
+    basic = "Basic " + base64.b64encode(f"admin:{token}".encode()).decode()
+    csrf = {"Authorization": basic, "Host": "router7.lan:8067", "Origin": "http://evil.example"}
+    req, _ = render(served, "/sethostname", method=b"POST", args=args, headers=csrf)
+    assert req.responseCode == 403 and app.changed == 0
+    ok = {**csrf, "Origin": "http://router7.lan:8067"}
+    req, _ = render(served, "/sethostname", method=b"POST", args=args, headers=ok)
+    assert req.responseCode == 302 and app.changed == 1
+    # Reading stays open to the LAN.
+    req, body = render(served, "/")
+    assert req.responseCode in (None, 200) and "DHCPv4 status" in body

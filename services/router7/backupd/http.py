@@ -1,5 +1,9 @@
 """LAN-only HTTP (:8077): ``GET /backup.tar.gz`` streams a backup of perm.
 
+A backup holds private keys (captured's SSH host key, WireGuard keys): it needs
+the admin credential (router7.runtime.auth, ``protect_reads``), e.g.
+``curl -u admin:$(cat /perm/admin/token) http://192.168.42.1:8077/backup.tar.gz``.
+
 The archive is pulled from a generator as the client reads it (an IPullProducer),
 so a slow client or a big perm costs neither memory nor a blocked reactor beyond
 one chunk at a time.
@@ -17,6 +21,7 @@ from twisted.web import resource, server
 from zope.interface import implementer
 
 from router7.backupd.archive import backup_stream
+from router7.runtime import auth
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +102,8 @@ class BackupResource(resource.Resource):
 class Root(resource.Resource):
     def __init__(self, perm: Path, metrics: Metrics | None = None):
         super().__init__()
-        self.putChild(b"backup.tar.gz", BackupResource(perm, metrics))
+        backup = BackupResource(perm, metrics)
+        self.putChild(b"backup.tar.gz", auth.Guarded(backup, perm, protect_reads=True))
 
     def getChildWithDefault(self, path, request):
         if path == b"":
@@ -111,5 +117,7 @@ class Root(resource.Resource):
             b'<meta name="viewport" content="width=device-width, initial-scale=1">'
             b'<title>router7 backup</title></head><body style="font-family:system-ui">'
             b'<h1>router7 backup</h1><p><a href="/backup.tar.gz">Download a backup of /perm'
-            b"</a> (tar.gz). Restore it with <code>router7-restore</code>.</p></body></html>\n"
+            b"</a> (tar.gz; the browser asks for user <code>admin</code> and the admin credential "
+            b"from <code>/perm/admin/token</code>). Restore it with <code>router7-restore</code>."
+            b"</p></body></html>\n"
         )

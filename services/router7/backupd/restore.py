@@ -1,7 +1,7 @@
 """router7-restore: unpack a backup into a perm directory, safely and all at once.
 
     router7-restore backup.tar.gz --perm /perm
-    router7-restore http://192.168.42.1:8077/backup.tar.gz --perm /perm
+    router7-restore http://192.168.42.1:8077/backup.tar.gz --perm /perm --token TOKEN
     curl -s http://192.168.42.1:8077/backup.tar.gz | router7-restore - --perm /perm
 
 A backup holds regular files and directories only (ours and router7's, reference
@@ -273,7 +273,7 @@ def restore(
     return len(planned)
 
 
-def _fetch(source: str, directory: Path) -> Path:
+def _fetch(source: str, directory: Path, token: str | None = None) -> Path:
     """Spool stdin or a URL into a temp file: the archive is checked whole before use."""
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".restore-download-", suffix=".tar.gz", dir=directory)
@@ -281,7 +281,10 @@ def _fetch(source: str, directory: Path) -> Path:
         if source == "-":
             shutil.copyfileobj(sys.stdin.buffer, out, 1 << 16)
         else:
-            with urllib.request.urlopen(source, timeout=60) as resp:
+            request = urllib.request.Request(source)
+            if token:  # backups need the router's admin credential (router7.runtime.auth)
+                request.add_header("Authorization", f"Bearer {token}")
+            with urllib.request.urlopen(request, timeout=60) as resp:
                 shutil.copyfileobj(resp, out, 1 << 16)
     return Path(tmp)
 
@@ -295,6 +298,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--perm", default="/perm", help="directory to restore into")
     p.add_argument("--keep-old", action="store_true", help="keep the replaced tree beside it")
     p.add_argument("--no-owner", action="store_true", help="do not restore file owners")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("ROUTER7_TOKEN"),
+        help="the router's admin credential, for an http:// backup "
+        "(default: $ROUTER7_TOKEN; it is in /perm/admin/token on the router)",
+    )
     args = p.parse_args(argv)
     target = Path(args.perm)
     spooled = None
@@ -302,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         source = args.backup
         if source == "-" or source.startswith(("http://", "https://")):
-            spooled = _fetch(source, Path(os.path.abspath(target)).parent)
+            spooled = _fetch(source, Path(os.path.abspath(target)).parent, args.token)
             source = spooled
         n = restore(
             Path(source), target, owners=False if args.no_owner else None, keep_old=args.keep_old

@@ -51,7 +51,8 @@ class Dhcp4dService(Service):
         self.transport.start()
 
     def http_site(self):
-        return management_site(StatusPage(self), registry_for(self, self.registry))
+        # POST /sethostname needs the admin credential and a same-origin form (issue 16).
+        return management_site(StatusPage(self), registry_for(self, self.registry), perm=self.perm)
 
     def reload(self):
         """SIGUSR1 (the owner edited config.json)."""

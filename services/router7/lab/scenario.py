@@ -111,6 +111,21 @@ def http_get(client, url: str, family: int = 4) -> str:
     return client.succeed(f"curl -{family} -sSf --max-time 10 '{url}'")
 
 
+ADMIN_TOKEN = "/perm/admin/token"
+
+
+def admin_token(router) -> str:
+    """The router's admin credential (router7.runtime.auth), read as its owner would."""
+    return router.succeed(f"cat {ADMIN_TOKEN}").strip()
+
+
+def curl_admin(router, client, args: str) -> str:
+    """``curl ARGS`` on ``client`` with the router's admin credential (Bearer): for POSTs
+    and backups, which need it (issue 16)."""
+    token = admin_token(router)
+    return client.succeed(f"curl -sSf --max-time 30 -H 'Authorization: Bearer {token}' {args}")
+
+
 def parse_metrics(text: str) -> dict[tuple[str, tuple], float]:
     """Prometheus text exposition → {(name, ((label, value), ...)): value}."""
     samples = {}

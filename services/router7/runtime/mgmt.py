@@ -117,14 +117,21 @@ def management_site(
     root: resource.Resource | None = None,
     registry: CollectorRegistry = REGISTRY,
     quiet: bool = False,
+    perm=None,
 ) -> server.Site:
     """A Site serving ``root`` to private clients only, with Prometheus metrics under /metrics.
 
     ``quiet``: no access log (pages reloaded or scraped every few seconds).
+    ``perm``: every state-changing request (any method but GET/HEAD/OPTIONS) needs
+    the admin credential of ``<perm>/admin/token`` and a same-origin page (auth.Guarded).
     """
     root = root if root is not None else _Index()
     if b"metrics" not in root.children:
         root.putChild(b"metrics", MetricsPage(registry))
+    if perm is not None:
+        from router7.runtime import auth  # only sites that change state need it
+
+        root = auth.Guarded(root, perm)
     site = server.Site(_PrivateOnly(root))
     site.displayTracebacks = False
     if quiet:

@@ -132,8 +132,9 @@ class Service:
         return None
 
     def http_site(self) -> server.Site:
-        """What the management port serves; /metrics shows ``self.registry``."""
-        return management_site(self.http_root(), self.registry)
+        """What the management port serves; /metrics shows ``self.registry``. Anything
+        but GET/HEAD needs the admin credential (router7.runtime.auth)."""
+        return management_site(self.http_root(), self.registry, perm=self.perm)
 
     def net_changed(self, changes: list[Change]) -> None:
         """Links, addresses or routes changed (``self.net`` is current already)."""
