@@ -47,6 +47,7 @@ class Harness:
         )
         self.changes = 0
         self.server = Dhcp4Server(self.clock, self.table, self.config, on_change=self._changed)
+        self.server.gate.interval = 0  # the new-client rate has tests of its own
 
     def _changed(self):
         self.changes += 1
@@ -146,13 +147,17 @@ def test_requested_address_is_honoured_when_free_only():
     assert nak.msg_type == wire.NAK
 
 
-def test_outstanding_offer_reserves_its_address():
+def test_an_offer_reserves_its_address_only_while_there_is_another():
     h = Harness("192.168.42.1/29")
-    offers = {h.send("discover", n)[0].yiaddr for n in range(1, 6)}
-    assert len(offers) == 5
-    assert h.send("discover", 6) is None  # every address is on offer
+    offers = []
+    for n in range(1, 6):
+        offers.append(h.send("discover", n)[0].yiaddr)
+        h.advance(1)
+    assert len(set(offers)) == 5
+    # Every address is on offer: the oldest offer is given away (issue 16, case 6).
+    assert h.send("discover", 6)[0].yiaddr == offers[0]
     h.advance(31)  # offers lapse
-    assert h.send("discover", 6) is not None
+    assert h.send("discover", 7) is not None
 
 
 def test_client_gets_its_previous_address_back_after_expiry():
@@ -367,3 +372,52 @@ def test_reconfigure_keeps_fitting_leases_and_drops_the_rest():
     lease = h.table.lease_of(macs(3))
     assert not lease.static and lease.expired(h.clock.seconds())
     assert h.dora(3) == IPv4Address("192.168.42.30")
+
+
+# --- a hostile LAN (issue 16, cases 4 and 6) ----------------------------------
+
+
+def test_a_second_client_cannot_take_a_name_a_lease_holds():
+    h = Harness()
+    first = h.dora(1, hostname=b"lan1")
+    h.dora(2, hostname=b"lan1")
+    assert h.table.lease_of(macs(1)).hostname == "lan1"
+    assert h.table.lease_of(macs(2)).hostname == ""
+    assert first == h.table.lease_of(macs(1)).addr
+    # Once the holder's lease has run out, the name is free again.
+    h.advance(3 * 3600)
+    h.dora(2, hostname=b"lan1")
+    assert h.table.lease_of(macs(2)).hostname == "lan1"
+
+
+def test_the_owner_override_wins_over_a_name_held_by_another_lease():
+    h = Harness(config=Config(hostname_overrides={macs(2): "lan1"}))
+    h.table.overrides = {macs(2): "lan1"}
+    h.dora(1, hostname=b"lan1")
+    h.dora(2, hostname=b"whatever")
+    assert h.table.lease_of(macs(2)).hostname == "lan1"
+
+
+def test_new_clients_are_rate_limited_when_the_pool_runs_low_known_ones_are_not():
+    h = Harness("192.168.42.1/27")  # 29 addresses: low below 7.25 free
+    h.server.gate.interval = 10.0
+    got = [h.dora(n) for n in range(1, 40)]
+    granted = [a for a in got if a is not None]
+    assert len(granted) == 29 - 7 + 1  # one more once low, then the rate holds
+    assert h.server.stats.ignored["new_client_rate"] > 0
+    assert h.dora(1) == got[0]  # a known client renews whatever the pressure
+    h.advance(10)
+    assert h.dora(100) is not None  # the next new client after the interval
+
+
+def test_a_full_pool_reclaims_the_lease_silent_longest_past_t1():
+    h = Harness("192.168.42.1/29")
+    for n in range(1, 6):
+        h.dora(n)
+        h.advance(1)
+    assert h.send("discover", 9) is None  # full, and every lease is fresh
+    h.advance(0.6 * 1200)
+    for n in range(2, 6):  # the real clients renew at T1; client 1 is gone
+        assert h.dora(n) is not None
+    stolen = h.table.lease_of(macs(1)).addr
+    assert h.dora(9) == stolen

@@ -55,11 +55,22 @@ class StatusPage(resource.Resource):
             if server
             else "lan0 has no IPv4 address yet: not serving"
         )
+        warning = ""
+        if server:
+            free = server.table.free(now)
+            head += f", {free} of {server.pool.size} free"
+            if server.gate.low(free, server.pool.size):
+                warning = (
+                    '<p class="full"><b>The address pool is (nearly) full</b>: new devices '
+                    "get an address at most every "
+                    f"{server.gate.interval:.0f} s; leases not renewed at T1 are reclaimed.</p>"
+                )
         body = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>DHCPv4 status</title>
 <style>body{{font-family:sans-serif}} td,th{{padding:2px 8px;text-align:left}}
-.expired{{color:#999}} .override{{color:orange}}</style></head>
+.expired{{color:#999}} .override{{color:orange}} .full{{color:#b00}}</style></head>
 <body><h1>DHCPv4 status</h1><p>{html.escape(head)}; {active} active of {len(leases)}</p>
+{warning}
 <table><tr><th>IP</th><th>hostname</th><th>MAC</th><th>vendor</th><th>last ACK</th>
 <th>expiry</th><th>state</th></tr>
 {"".join(rows)}
@@ -160,6 +171,11 @@ class Dhcp4dCollector:
         yield g
         g = GaugeMetricFamily("dhcp4d_pool_size", "Addresses in the pool")
         g.add_metric([], server.pool.size if server else 0)
+        yield g
+        g = GaugeMetricFamily(
+            "dhcp4d_pool_free", "Pool addresses without an unexpired lease, offer or decline"
+        )
+        g.add_metric([], server.table.free(now) if server else 0)
         yield g
         stats = self.app.stats()
         for name, doc, counter, label in (

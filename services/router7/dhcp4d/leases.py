@@ -3,15 +3,33 @@
 Times are seconds since the epoch (the reactor's ``seconds()``). A static lease
 has ``expiry is None`` and never expires. Expired leases are kept, so a client
 that comes back gets its previous address again unless somebody else took it.
+
+Against a hostile LAN (issue 16):
+
+- a name stays with the lease that holds it: a client announcing a hostname an
+  unexpired lease of another MAC has (or a static lease's) gets no name, and the
+  conflict is logged; the owner's override always wins (as dnsmasq does);
+- an OFFER reserves its address only weakly: when the pool has nothing else,
+  the oldest offer made to another client is given away;
+- when the pool is full, a lease whose client did not renew at T1 (a real client
+  renews at half the lease time; a flood of random MACs never does) is
+  reclaimed, the longest silent first.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from router7.dhcp4d.pool import Pool
+
+log = logging.getLogger(__name__)
+
+# A lease whose last ACK is older than this part of its lease time missed its
+# renewal at T1 (0.5): reclaimable when the pool is full.
+STALE_FRACTION = 0.6
 
 # How long an OFFER reserves its address for the client it was made to: enough
 # for the REQUEST to follow, short enough that lost offers do not drain the pool.
@@ -180,6 +198,60 @@ class LeaseTable:
             expired.append(lease)
         if expired:  # reuse the address whose owner has been gone longest
             return min(expired, key=lambda lease: lease.expiry or 0.0).addr
+        return self._reclaim(mac, now)
+
+    def _reclaim(self, mac: str, now: float) -> IPv4Address | None:
+        """The pool is full: the oldest offer made to someone else, else the lease
+        silent longest past its T1 (expired now, so the REQUEST that follows may take it)."""
+        offered = [
+            (until, addr)
+            for addr, (holder, until) in self.offers.items()
+            if holder != mac
+            and addr in self.pool
+            and self.declined.get(addr, 0.0) <= now
+            and not self._held_by_other(addr, mac, now)
+        ]
+        if offered:
+            return min(offered)[1]
+        stale = [lease for lease in self.leases.values() if self.stale(lease, now)]
+        if not stale:
+            return None
+        victim = min(stale, key=lambda lease: lease.last_ack or 0.0)
+        log.warning(
+            "pool full: reclaiming %s from %s (no renewal since its last ACK)",
+            victim.addr,
+            victim.hardware_addr,
+        )
+        victim.expiry = now
+        return victim.addr
+
+    def _held_by_other(self, addr: IPv4Address, mac: str, now: float) -> bool:
+        lease = self.leases.get(addr)
+        return lease is not None and lease.hardware_addr != mac and not lease.expired(now)
+
+    def stale(self, lease: Lease, now: float) -> bool:
+        """An unexpired dynamic lease in the pool whose client missed its renewal at T1."""
+        if lease.static or lease.expired(now) or lease.addr not in self.pool:
+            return False
+        if lease.last_ack is None:
+            return True
+        period = lease.expiry - lease.last_ack
+        return now - lease.last_ack > STALE_FRACTION * period
+
+    def free(self, now: float) -> int:
+        """Pool addresses nobody holds now (no unexpired lease, offer or decline)."""
+        busy = {a for a, lease in self.leases.items() if a in self.pool and not lease.expired(now)}
+        busy.update(a for a, (_, until) in self.offers.items() if until > now and a in self.pool)
+        busy.update(a for a, until in self.declined.items() if until > now and a in self.pool)
+        return self.pool.size - len(busy)
+
+    def name_holder(self, name: str, mac: str, now: float) -> Lease | None:
+        """Another client's lease (unexpired, or static) that already has ``name``."""
+        if not name:
+            return None
+        for lease in self.leases.values():
+            if lease.hardware_addr != mac and lease.hostname == name and not lease.expired(now):
+                return lease
         return None
 
     # --- changes -----------------------------------------------------------
@@ -217,6 +289,16 @@ class LeaseTable:
         name = hostname or (prev.hostname if prev else "")
         if static and prev.hostname:
             name = prev.hostname  # a static lease keeps its configured name
+        holder = None if override else self.name_holder(name, mac, now)
+        if holder is not None:
+            log.warning(
+                "%s asks for the name %r, which %s (%s) holds: it gets no name",
+                mac,
+                name,
+                holder.hardware_addr,
+                holder.addr,
+            )
+            name = ""
         lease = Lease(
             addr=addr,
             hardware_addr=mac,

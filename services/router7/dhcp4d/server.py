@@ -17,6 +17,7 @@ from ipaddress import IPv4Address
 from router7.dhcp4d import quirks, wire
 from router7.dhcp4d.config import Config
 from router7.dhcp4d.leases import LeaseTable, sanitize_hostname
+from router7.dhcp4d.pressure import NewClientGate
 from router7.dhcp4d.wire import ACK, DECLINE, DISCOVER, INFORM, NAK, OFFER, RELEASE, REQUEST
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ class Dhcp4Server:
         self.config = config
         self.on_change = on_change
         self.stats = Stats(Counter(), Counter(), Counter(), Counter())
+        self.gate = NewClientGate()
 
     @property
     def pool(self):
@@ -145,7 +147,23 @@ class Dhcp4Server:
 
     # --- message types --------------------------------------------------------
 
+    def _new_client_refused(self, req: wire.Request, now: float) -> bool:
+        """A client without a lease (or an offer) while the pool is low, beyond the rate."""
+        table = self.table
+        if table.lease_of(req.mac) is not None or req.mac in table.statics:
+            return False
+        offered = table._offer_of.get(req.mac)
+        if offered is not None and table.offers.get(offered, ("", 0.0))[0] == req.mac:
+            if table.offers[offered][1] > now:
+                return False  # admitted at its DISCOVER
+        if self.gate.admit(now, table.free(now), self.pool.size):
+            return False
+        self.stats.ignored["new_client_rate"] += 1
+        return True
+
     def _discover(self, req: wire.Request, now: float) -> wire.Reply | None:
+        if self._new_client_refused(req, now):
+            return None
         addr = self.table.choose(req.mac, req.requested_addr, now)
         if addr is None:
             self.stats.pool_exhausted += 1
@@ -164,6 +182,8 @@ class Dhcp4Server:
         addr = req.requested_addr or (req.ciaddr if req.ciaddr != _ZERO else None)
         if addr is None:
             self.stats.dropped["no_address"] += 1
+            return None
+        if self._new_client_refused(req, now):
             return None
         if not self.table.can_lease(addr, req.mac, now):
             log.info("NAK %s for %s", addr, req.mac)
