@@ -262,6 +262,12 @@ class LeaseTable:
         self.offers[addr] = (mac, now + OFFER_HOLD)
         self._offer_of[mac] = addr
 
+    def has_offer(self, mac: str, now: float) -> bool:
+        """Does ``mac`` hold an unexpired offer?"""
+        addr = self._offer_of.get(mac)
+        held = self.offers.get(addr) if addr is not None else None
+        return held is not None and held[0] == mac and held[1] > now
+
     def forget_offer(self, mac: str) -> None:
         addr = self._offer_of.pop(mac, None)
         if addr is not None and self.offers.get(addr, ("",))[0] == mac:

@@ -152,10 +152,8 @@ class Dhcp4Server:
         table = self.table
         if table.lease_of(req.mac) is not None or req.mac in table.statics:
             return False
-        offered = table._offer_of.get(req.mac)
-        if offered is not None and table.offers.get(offered, ("", 0.0))[0] == req.mac:
-            if table.offers[offered][1] > now:
-                return False  # admitted at its DISCOVER
+        if table.has_offer(req.mac, now):
+            return False  # admitted at its DISCOVER
         if self.gate.admit(now, table.free(now), self.pool.size):
             return False
         self.stats.ignored["new_client_rate"] += 1
