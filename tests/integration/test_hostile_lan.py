@@ -9,6 +9,7 @@ server at all for ``refused.test``, which they answer REFUSED.
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
 
@@ -82,3 +83,43 @@ def test_a_flood_of_slow_questions_is_bounded_and_cached_names_still_answer(topo
     # Once the flood is over the bound frees up again.
     wait_for(lambda: topo.metrics()["dnsd_inflight"] == 0, "the questions in flight to end", 15)
     assert topo.dig(topo.client, ROUTER_LAN, "other.example.test", "+short") == "203.0.113.11"
+
+
+def test_a_bad_interfaces_json_keeps_the_last_good_address_and_new_names_resolve(topo):
+    """Case 7: dnsd reads interfaces.json with netconfigd's schema and keeps the last good."""
+    # A second address on lan0: without interfaces.json's, the router's name would have both.
+    topo.ip(topo.router, "addr", "add", "192.168.42.2/24", "dev", "lan0")
+    interfaces = topo.perm / "interfaces.json"
+    interfaces.write_text(
+        json.dumps({"interfaces": [{"name": "lan0", "addr": f"{ROUTER_LAN}/24"}]})
+    )
+    dnsd = topo.procs["dnsd"]
+    dnsd.send_signal(signal.SIGUSR1)
+    wait_for(
+        lambda: topo.dig(topo.client, ROUTER_LAN, "gateway.lan", "+short") == ROUTER_LAN,
+        "the router's name from interfaces.json",
+        15,
+    )
+    tracebacks = topo.dnsd_log.read_text().count("Traceback")
+    leases = json.loads((topo.perm / "dhcp4d/leases.json").read_text())
+    for n, bad in enumerate(
+        ('{"interfaces": [{"name": "lan0", "addr": 42}]}', '{"interfaces": 5}', "{")
+    ):
+        interfaces.write_text(bad)
+        leases.append({"num": 50 + n, "addr": f"192.168.42.{50 + n}", "hostname": f"new{n}",
+                       "hardware_addr": f"02:73:53:00:cb:0{n}", "hostname_override": "",
+                       "expiry": "2099-01-01T00:00:00Z"})  # fmt: skip
+        (topo.perm / "dhcp4d/leases.json").write_text(json.dumps(leases))
+        dnsd.send_signal(signal.SIGUSR1)
+        wait_for(
+            lambda n=n: (
+                topo.dig(topo.client, ROUTER_LAN, f"new{n}.lan", "+short") == f"192.168.42.{50 + n}"
+            ),
+            f"new{n}.lan while interfaces.json is bad",
+            15,
+            logs=[topo.dnsd_log],
+        )
+        assert topo.dig(topo.client, ROUTER_LAN, "gateway.lan", "+short") == ROUTER_LAN
+    log = topo.dnsd_log.read_text()
+    assert log.count("Traceback") == tracebacks and "last good" in log
+    assert dnsd.poll() is None

@@ -254,3 +254,26 @@ def test_bad_file_without_any_good_version_counts_as_absent(tmp_path):
     write(tmp_path / "dhcp4" / "wire" / "lease.json", {"address": "garbage"})
     inputs, errors = ConfigStore(tmp_path).load()
     assert inputs.dhcp4 is None and errors[0].field == "address"
+
+
+def test_interfaces_reader_keeps_the_last_good_version(tmp_path):
+    """Issue 16, case 7: dnsd reads interfaces.json through this, never raising."""
+    from router7.netconfigd.config import InterfacesReader
+
+    perm, run_dir = tmp_path / "perm", tmp_path / "run"
+    perm.mkdir()
+    path = perm / "interfaces.json"
+    reader = InterfacesReader(perm, run_dir)
+    assert reader.read().by_name("lan0") is None  # absent: no interfaces
+    path.write_text('{"interfaces": [{"name": "lan0", "addr": "192.168.42.1/24"}]}')
+    assert str(reader.read().by_name("lan0").addr) == "192.168.42.1/24"
+    for bad in ('{"interfaces": [{"name": "lan0", "addr": 42}]}', '{"interfaces": 5}', "{"):
+        path.write_text(bad)
+        assert str(reader.read().by_name("lan0").addr) == "192.168.42.1/24"
+    # A fresh process with a bad file uses netconfigd's cached copy, else nothing.
+    assert InterfacesReader(perm, run_dir).read().by_name("lan0") is None
+    (run_dir / "netconfigd-last-good").mkdir(parents=True)
+    (run_dir / "netconfigd-last-good/interfaces.json").write_text(
+        '{"interfaces": [{"name": "lan0", "addr": "10.0.0.1/24"}]}'
+    )
+    assert str(InterfacesReader(perm, run_dir).read().by_name("lan0").addr) == "10.0.0.1/24"

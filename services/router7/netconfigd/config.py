@@ -395,6 +395,42 @@ def read_interfaces(perm: Path) -> Interfaces:
 # --- loading with last-good fallback ---------------------------------------------
 
 
+class InterfacesReader:
+    """``read_interfaces`` with netconfigd's last-good semantics, for the other services
+    (dnsd): a bad file keeps the last good version read by this process, else the copy
+    netconfigd cached in ``<run-dir>/netconfigd-last-good/``, else means no interfaces.
+    Never raises for a bad file; each problem is logged once per change of the file."""
+
+    def __init__(self, perm: Path, run_dir: Path | None = None):
+        self.perm = Path(perm)
+        self.cached = (
+            Path(run_dir) / "netconfigd-last-good" / "interfaces.json" if run_dir else None
+        )
+        self.last_good: Interfaces | None = None
+
+    def read(self) -> Interfaces:
+        source = SOURCES[0]
+        try:
+            value, _ = load_file(self.perm / source.relpath, source)
+        except StateFileError as e:
+            if self.last_good is not None:
+                log.error("%s; keeping the last good version of this file", e)
+                return self.last_good
+            if self.cached is not None and self.cached.exists():
+                try:
+                    value, _ = load_file(self.cached, source)
+                except StateFileError:
+                    pass
+                else:
+                    log.error("%s; using netconfigd's last good copy %s", e, self.cached)
+                    self.last_good = value
+                    return value
+            log.error("%s; no good version known, treating the file as absent", e)
+            return source.absent
+        self.last_good = value
+        return value
+
+
 @dataclass(frozen=True)
 class Source:
     key: str  # Inputs field name
