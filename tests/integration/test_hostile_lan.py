@@ -20,6 +20,7 @@ from tests.integration.test_dnsd import CLIENT, ROUTER_LAN, UP1, UP2, Topology
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 SLOW = "--server=/slow.test/198.51.100.99"
+CONFIGURED = "192.168.42.2"  # lan0's address in interfaces.json (case 7)
 
 
 @pytest.fixture(scope="module")
@@ -87,18 +88,20 @@ def test_a_flood_of_slow_questions_is_bounded_and_cached_names_still_answer(topo
 
 def test_a_bad_interfaces_json_keeps_the_last_good_address_and_new_names_resolve(topo):
     """Case 7: dnsd reads interfaces.json with netconfigd's schema and keeps the last good."""
-    # A second address on lan0: without interfaces.json's, the router's name would have both.
-    topo.ip(topo.router, "addr", "add", "192.168.42.2/24", "dev", "lan0")
+    # interfaces.json names lan0's second address: without it, dnsd would fall back to
+    # the kernel's first one (ROUTER_LAN).
+    topo.ip(topo.router, "addr", "add", f"{CONFIGURED}/24", "dev", "lan0")
     interfaces = topo.perm / "interfaces.json"
     interfaces.write_text(
-        json.dumps({"interfaces": [{"name": "lan0", "addr": f"{ROUTER_LAN}/24"}]})
+        json.dumps({"interfaces": [{"name": "lan0", "addr": f"{CONFIGURED}/24"}]})
     )
     dnsd = topo.procs["dnsd"]
     dnsd.send_signal(signal.SIGUSR1)
     wait_for(
-        lambda: topo.dig(topo.client, ROUTER_LAN, "gateway.lan", "+short") == ROUTER_LAN,
+        lambda: topo.dig(topo.client, ROUTER_LAN, "gateway.lan", "+short") == CONFIGURED,
         "the router's name from interfaces.json",
         15,
+        logs=[topo.dnsd_log],
     )
     tracebacks = topo.dnsd_log.read_text().count("Traceback")
     leases = json.loads((topo.perm / "dhcp4d/leases.json").read_text())
@@ -119,7 +122,7 @@ def test_a_bad_interfaces_json_keeps_the_last_good_address_and_new_names_resolve
             15,
             logs=[topo.dnsd_log],
         )
-        assert topo.dig(topo.client, ROUTER_LAN, "gateway.lan", "+short") == ROUTER_LAN
+        assert topo.dig(topo.client, ROUTER_LAN, "gateway.lan", "+short") == CONFIGURED
     log = topo.dnsd_log.read_text()
     assert log.count("Traceback") == tracebacks and "last good" in log
     assert dnsd.poll() is None

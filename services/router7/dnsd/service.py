@@ -21,10 +21,9 @@ from router7.dnsd.local import LocalNames, read_leases
 from router7.dnsd.metrics import Metrics
 from router7.dnsd.server import DnsServer, SourcePolicy, dns_endpoints, lan_networks
 from router7.dnsd.upstreams import UpstreamPolicy, configured_upstreams, read_config
-from router7.netconfigd.config import read_interfaces
+from router7.netconfigd.config import InterfacesReader
 from router7.runtime import ports
 from router7.runtime.service import Service
-from router7.runtime.statefile import StateFileError
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +45,8 @@ class DnsService(Service):
         self.metrics = Metrics(self.registry)
         self.policy = UpstreamPolicy()
         self.expiry = None
+        # interfaces.json through netconfigd's schema, keeping the last good copy (issue 16)
+        self.interfaces = InterfacesReader(self.perm, self.run_dir)
         self.config = read_config(self.perm)
         self.cache = Cache(self.reactor, self.config["cache_size"])
         self.forwarder = Forwarder(self.reactor, self.policy, self.metrics)
@@ -107,13 +108,9 @@ class DnsService(Service):
         """The router's name points at lan0: interfaces.json's address, else the kernel's."""
         lan = self.args.lan
         out = []
-        try:
-            configured = read_interfaces(self.perm).by_name(lan)
-        except StateFileError as e:
-            log.warning("ignoring %s", e)
-        else:
-            if configured is not None and configured.addr is not None:
-                out.append(configured.addr.ip)
+        configured = self.interfaces.read().by_name(lan)
+        if configured is not None and configured.addr is not None:
+            out.append(configured.addr.ip)
         for a in self.net.addresses(lan):
             ip = a.interface.ip
             if a.ifname == lan and not ip.is_link_local and ip not in out:
