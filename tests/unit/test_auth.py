@@ -88,3 +88,18 @@ def test_cross_site_form_post_refused_even_with_credentials(tmp_path):
     ours.append((b"origin", b"http://192.168.42.1:8067"))
     req, body = get(guarded, b"", method=b"POST", headers=ours)
     assert body == b"changed" and inner.changes == 1
+
+
+def test_the_token_is_taken_for_display_exactly_once(tmp_path):
+    assert auth.take_for_display(tmp_path) is None  # nothing to show yet
+    token, _ = auth.load_or_create(tmp_path)
+    assert auth.take_for_display(tmp_path) == token
+    assert auth.take_for_display(tmp_path) is None
+    assert (tmp_path / "admin/token-shown").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_credential_banner_escapes_and_names_the_file():
+    from router7.statusd.render import credential_banner
+
+    banner = credential_banner("a<b").decode()
+    assert banner.startswith("<body>") and "a&lt;b" in banner and "/perm/admin/token" in banner

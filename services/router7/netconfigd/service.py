@@ -18,6 +18,7 @@ from router7.netconfigd.apply import Applier
 from router7.netconfigd.config import ConfigStore
 from router7.netconfigd.metrics import Metrics
 from router7.netconfigd.nft import own_counters
+from router7.runtime import auth
 from router7.runtime.service import Service
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class Netconfigd(Service):
         parser.add_argument("--once", action="store_true", help="apply once and exit (1 on errors)")
 
     def start(self):
+        self._admin_credential()
         self.store = ConfigStore(self.perm, self.run_dir / "netconfigd-last-good")
         self.applier = Applier(state_file=self.run_dir / "netconfigd-firewall.json")
         logging.getLogger("pyroute2").setLevel(max(logging.INFO, log.getEffectiveLevel()))
@@ -70,6 +72,23 @@ class Netconfigd(Service):
         ok = self.apply_now()
         if self.args.once:
             self.shutdown(0 if ok else 1)
+
+    def _admin_credential(self) -> None:
+        """netconfigd starts first: it creates the router's admin credential (issue 16).
+        Shown once in the journal at warning level (which the image forwards to the
+        console) and once on the status page (statusd)."""
+        try:
+            token, created = auth.load_or_create(self.perm)
+        except OSError as e:
+            log.error("cannot create the admin credential in %s: %s", auth.token_path(self.perm), e)
+            return
+        if created:
+            log.warning(
+                "admin credential (user admin, for changes and backups): %s "
+                "(kept in %s; the owner may replace it)",
+                token,
+                auth.token_path(self.perm),
+            )
 
     def reload(self):
         self.apply_now()

@@ -63,6 +63,28 @@ def load_or_create(perm: str | os.PathLike) -> tuple[str, bool]:
     return token, True
 
 
+SHOWN_FILE = Path("admin") / "token-shown"
+
+
+def take_for_display(perm: str | os.PathLike) -> str | None:
+    """The token if it has not been shown on the status page yet, marking it shown
+    (``<perm>/admin/token-shown``); None once it has been, or when there is none.
+    The owner sees it once; afterwards it is only in ``/perm/admin/token``."""
+    marker = Path(perm) / SHOWN_FILE
+    if marker.exists():
+        return None
+    token = read_token(perm)
+    if token is None:
+        return None
+    try:
+        write_bytes_atomic(marker, b"shown on the status page\n", mode=0o600)
+    except OSError as e:  # cannot remember: better not to show it at all
+        log.error("cannot write %s: %s", marker, e)
+        return None
+    log.warning("the admin credential was shown on the status page")
+    return token
+
+
 def presented_token(request) -> str | None:
     """The token a request carries (Bearer, or Basic admin:TOKEN), or None."""
     header = request.getHeader(b"authorization")

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter
 from twisted.internet import defer
 from twisted.web import resource, server
 
+from router7.runtime import auth
 from router7.runtime.mgmt import Pages, management_site
 from router7.statusd import collect, render
 from router7.statusd.links import Links, url_host
@@ -125,7 +126,11 @@ class HtmlPage(_Page):
     def body(self, request, status):
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         links = self.status.links(request) if self.status.links else _links_for(request, 80)
-        return render.page(status, links)
+        page = render.page(status, links)
+        token = auth.take_for_display(self.status.perm)
+        if token is not None:  # first boot: the owner's one look at the admin credential
+            page = page.replace(b"<body>", render.credential_banner(token), 1)
+        return page
 
 
 class JsonPage(_Page):

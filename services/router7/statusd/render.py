@@ -352,3 +352,14 @@ def page(status: dict, links: Links) -> bytes:
         f'<footer>As of <span data-k="generated-at">{_e(when)}</span> · '
         '<a href="/">reload</a></footer></body></html>\n'
     ).encode()
+
+
+def credential_banner(token: str) -> bytes:
+    """``<body>`` plus the admin credential, shown once (router7.runtime.auth)."""
+    return (
+        '<body><section style="border:2px solid #b00;padding:0.5em;margin:0.5em 0">'
+        "<b>Admin credential</b> (shown only this once; write it down): "
+        f"<code>{html.escape(token)}</code><br>Changes (renaming a device) and backups ask "
+        "for user <code>admin</code> and this password. It is also in "
+        "<code>/perm/admin/token</code> on the router.</section>"
+    ).encode()
