@@ -217,7 +217,7 @@ JSON_KEYS = sorted(
         *dnsd_upstreams.CONFIG_SCHEMA,
         "interfaces", "name", "addr", "hardware_addr", "spoof_hardware_addr", "extra_addrs",
         "extra_routes", "mtu", "fec", "bridges", "forwardings", "proto", "port", "dest_addr",
-        "dest_port", "interfaces", "private_key", "port", "peers", "public_key", "endpoint",
+        "dest_port", "private_key", "peers", "public_key", "endpoint",
         "allowed_ips", "prefixes", "addresses", "prefix", "preferred", "valid", "valid_until",
         "num", "hostname", "hostname_override", "expiry", "last_ack", "vendor_class", "t1", "t2",
         "server_duid", "client_duid", "dns", "domains", "renew_at", "rebind_at", "obtained_at",

@@ -45,8 +45,10 @@ def mutated(draw, corpus: list[bytes]) -> bytes:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats() | st.text(max_size=40),
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(JSON_KEYS) | st.text(max_size=8), inner, max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(JSON_KEYS) | st.text(max_size=8), inner, max_size=6)
+    ),
     max_leaves=20,
 )
 
