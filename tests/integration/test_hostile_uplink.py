@@ -96,3 +96,73 @@ def test_forged_ack_and_nak_while_the_isp_is_silent_keep_the_lease(pair, tmp_pat
     finally:
         client.stop()
         kea.stop()
+
+
+# --- DHCPv6: a Reply to Renew without a usable IA_PD is no renewal ---------------------
+
+FORGER6 = r"""
+import socket, struct
+from scapy.all import IPv6, UDP, conf, sniff
+conf.verb = 0
+print("ready", flush=True)
+pkt = sniff(iface="down0", count=1, timeout=60,
+            lfilter=lambda p: p.haslayer(UDP) and p[UDP].dport == 547
+            and bytes(p[UDP].payload)[:1] == b"\x05")[0]   # a Renew
+data = bytes(pkt[UDP].payload)
+tid, options, pos = data[1:4], {}, 4
+while pos + 4 <= len(data):
+    code, length = struct.unpack("!HH", data[pos:pos + 4])
+    options.setdefault(code, data[pos + 4:pos + 4 + length])
+    pos += 4 + length
+def opt(code, body):
+    return struct.pack("!HH", code, len(body)) + body
+iaid = options[25][:4]
+status = opt(13, b"\x00\x06NoPrefixAvail")
+reply = (b"\x07" + tid + opt(1, options[1]) + opt(2, b"\x00\x03\x00\x01\x02\x00\x00\x00\x06\x66")
+         + opt(25, iaid + bytes(8) + status))
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"down0")
+s.bind(("::", 547))
+s.sendto(reply, (pkt[IPv6].src, 546, 0, socket.if_nametoindex("down0")))
+print("sent", tid.hex(), flush=True)
+"""
+
+
+def test_a_reply_without_usable_ia_pd_during_renew_keeps_retransmitting(tmp_path):
+    skip_unless_root_with("ip", "kea-dhcp6")
+    from tests.integration.test_dhcp6_client import Client as Client6
+    from tests.integration.test_dhcp6_client import Kea as Kea6
+    from tests.integration.test_dhcp6_client import Pair as Pair6
+
+    with Pair6() as pair:
+        kea = Kea6(pair, tmp_path / "kea6")
+        client = Client6(pair.cli, tmp_path / "client6")
+        try:
+            kea.start(t1=4, t2=40, preferred=50, valid=60)
+            client.start()
+            lease = client.wait_lease("a lease", logs=(kea.log,))
+            assert lease["prefixes"]
+            kea.stop()  # the ISP's server falls silent; someone else answers the Renew
+            p = pair.popen(
+                pair.srv, sys.executable, "-c", FORGER6, stdout=subprocess.PIPE, text=True
+            )
+            try:
+                assert p.stdout.readline().strip() == "ready"
+                out, _ = p.communicate(timeout=90)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+            assert "sent" in out, out
+            wait_for(
+                lambda: "no_bindings" in client.log.read_text() or client.lease() != lease,
+                "the client to judge the Reply",
+                logs=(client.log,),
+            )
+            assert client.lease() == lease, "an empty Reply counted as a renewal"
+            # ... and the Renew goes on (retransmitted, 10 s later per RFC 8415).
+            renews = client.sent().count("renew")
+            wait_for(lambda: client.sent().count("renew") > renews, "the next Renew", 30)
+            assert client.lease() == lease
+        finally:
+            client.stop()
+            kea.stop()
