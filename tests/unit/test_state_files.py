@@ -36,7 +36,7 @@ from router7.dnsd.local import read_leases
 from router7.dnsd.service import DnsService
 from router7.dnsd.upstreams import lease_resolvers
 from router7.lab import router as lab_router
-from router7.netconfigd.config import ConfigStore
+from router7.netconfigd.config import ConfigStore, InterfacesReader
 from router7.radvd import inputs as radvd_inputs
 from router7.runtime.netlink import NetState
 from router7.runtime.statefile import write_bytes_atomic, write_json_atomic
@@ -361,7 +361,12 @@ def test_interfaces_json_from_router7_reaches_dhcp4_and_dnsd(tmp_path):
     inputs, errors = ConfigStore(tmp_path).load()
     assert errors == []
     assert dhcp4_service.spoofed_mac(tmp_path, "uplink0") == bytes.fromhex("dc9b9cee72fd")
-    dnsd = SimpleNamespace(args=SimpleNamespace(lan="lan0"), perm=tmp_path, net=NetState())
+    dnsd = SimpleNamespace(
+        args=SimpleNamespace(lan="lan0"),
+        perm=tmp_path,
+        net=NetState(),
+        interfaces=InterfacesReader(tmp_path),
+    )
     assert DnsService._router_addresses(dnsd) == [inputs.interfaces.by_name("lan0").addr.ip]
 
 
