@@ -117,6 +117,7 @@ def test_tree_layout_and_targets_per_family():
         "tcp6: www.example.test:443",
         "lan/lan0",
         "dns: 198.51.100.53",
+        "dhcp4d: pool",
         "perm: persistent",
     ]
     no_v6 = checks.build(config.Config(ipv6=False), FakeProbes())

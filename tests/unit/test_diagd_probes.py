@@ -95,3 +95,22 @@ def test_link_route_and_lan_probes_read_the_netlink_view():
         probes.link_status(net, "uplink0")
     with pytest.raises(CheckFailed, match="lan9 does not exist"):
         probes.lan_status(net, "lan9")
+
+
+def test_dhcp4d_pool_fails_when_less_than_a_quarter_is_free(tmp_path):
+    """Issue 16, case 6: a full pool shows in diagd."""
+    import json as _json
+
+    from router7.diagd.probes import dhcp4d_pool
+
+    net = netlink.state({"lan0": ["192.168.42.1/24"]})
+    (tmp_path / "dhcp4d").mkdir()
+    (tmp_path / "dhcp4d/config.json").write_text(
+        _json.dumps({"pool": {"start": "192.168.42.10", "end": "192.168.42.17"}})
+    )
+    assert dhcp4d_pool(tmp_path, net, "lan0") == "8 of 8 addresses free"
+    leases = [{"num": i, "addr": f"192.168.42.{10 + i}", "hardware_addr": f"02:00:00:00:00:{i:02x}",
+               "hostname": "", "expiry": "2099-01-01T00:00:00Z"} for i in range(7)]  # fmt: skip
+    (tmp_path / "dhcp4d/leases.json").write_text(_json.dumps(leases))
+    with pytest.raises(CheckFailed, match="1 of 8 addresses free"):
+        dhcp4d_pool(tmp_path, net, "lan0")

@@ -10,7 +10,8 @@
        └─ ping6: default gateway      ICMPv6 echo to the (link-local) gateway
           └─ tcp6: <target>
     lan/lan0                          lan0 has its IPv4 address
-    └─ dns: <server>                  the LAN's resolver answers
+    ├─ dns: <server>                  the LAN's resolver answers
+    └─ dhcp4d: pool                   at least a quarter of the pool is free
     perm: persistent                  /perm is not a tmpfs (it survives a reboot)
 
 The probes are injected (``Probes``) so unit tests can build the same tree with
@@ -70,6 +71,9 @@ class Probes:
         server = server or probes.lan_ipv4(self.net, self.lan)
         return self.dns_client.query(server, name)
 
+    def pool(self):
+        return probes.dhcp4d_pool(self.perm, self.net, self.lan)
+
 
 def build(config: Config, p: Probes) -> list[Check]:
     def tcp(version: int) -> list[Check]:
@@ -108,6 +112,9 @@ def build(config: Config, p: Probes) -> list[Check]:
     lan = Check(
         f"lan/{p.lan}",
         p.lan_address,
-        [Check(f"dns: {server or p.lan}", lambda: p.dns(server, config.dns_name))],
+        [
+            Check(f"dns: {server or p.lan}", lambda: p.dns(server, config.dns_name)),
+            Check("dhcp4d: pool", p.pool),
+        ],
     )
     return [uplink, lan, Check("perm: persistent", p.perm_persistent)]

@@ -102,6 +102,36 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def dhcp4d_pool(perm: Path, net: NetState, ifname: str) -> str:
+    """dhcp4d's pool has room for new devices: fails when less than a quarter is free
+    (dhcp4d then admits new devices only slowly: issue 16)."""
+    from router7.dhcp4d import config as dhcp4d_config
+    from router7.dhcp4d import store as dhcp4d_store
+    from router7.dhcp4d.pool import Pool, PoolError
+    from router7.dhcp4d.pressure import NewClientGate
+    from router7.runtime.statefile import StateFileError
+
+    v4 = [a for a in addresses(net, ifname) if a.version == 4]
+    if not v4:
+        raise CheckFailed(f"{ifname} has no IPv4 address")
+    try:
+        cfg = dhcp4d_config.load(perm / "dhcp4d" / "config.json")
+        pool = Pool.for_interface(v4[0], cfg.pool_start, cfg.pool_end)
+    except (StateFileError, PoolError) as e:
+        raise CheckFailed(f"dhcp4d's pool: {e}") from None
+    try:
+        held, _ = dhcp4d_store.read(perm / "dhcp4d" / "leases.json")
+    except StateFileError:
+        held = []
+    t = now().timestamp()
+    busy = {x.addr for x in held if x.addr in pool and (x.expiry is None or x.expiry > t)}
+    free = pool.size - len(busy)
+    status = f"{free} of {pool.size} addresses free"
+    if NewClientGate().low(free, pool.size):
+        raise CheckFailed(f"pool (nearly) full: {status}")
+    return status
+
+
 def dhcp4_lease(perm: Path) -> str:
     return leases.dhcp4_status(perm / "dhcp4" / "wire" / "lease.json", now())
 
