@@ -557,3 +557,15 @@ def test_without_a_held_lease_any_ack_is_taken():
     core.receive(reply(offer, core.xid))
     core.receive(reply(ack, core.xid, router=None))
     assert core.state is State.BOUND and core.lease.router is None
+
+
+def test_after_the_held_lease_expired_a_lesser_ack_is_taken():
+    _, ack = fiber7()
+    core, clock, rec = make()
+    held = bind(core, clock, rec)
+    run_for(clock, held.expires_at.timestamp() - clock.seconds() + 1)
+    assert core.state is State.SELECTING
+    offer, _ = fiber7()
+    core.receive(reply(offer, core.xid))
+    core.receive(reply(ack, core.xid, router=None))
+    assert core.state is State.BOUND and core.lease.router is None

@@ -17,8 +17,8 @@ States::
 Forged replies (anyone on the segment sees the xid) must not take a working
 lease away ("connectivity above all", docs/hostile.md):
 
-- an ACK that lacks what the held lease has (a router; a subnet mask wider
-  than /32) is dropped as "degraded" and the exchange goes on;
+- an ACK that lacks what the unexpired held lease has (a router; a subnet mask
+  wider than /32) is dropped as "degraded" and the exchange goes on;
 - in RENEWING/REBINDING, a NAK whose server id is not the lease's server is
   dropped as "foreign_nak" (INIT-REBOOT still takes any NAK: the router may
   have moved to another network).
@@ -191,11 +191,14 @@ class Dhcp4Core:
 
     def _degrades(self, ack: wire.Message) -> bool:
         """Would this ACK replace the held lease with one that works less (no router,
-        a /32 or no mask where the held lease has a subnet)? Without a held lease
-        there is nothing to lose, and any ACK is better than none."""
+        a /32 or no mask where the held lease has a subnet)? Without a held lease, or
+        once it has expired, there is nothing to lose: any ACK beats none (and an ISP
+        that really changed its leases is followed after one lease time)."""
         held = self.lease
         if held is None:
             return False
+        if held.expires_at is not None and self.now() >= held.expires_at:
+            return False  # an expired lease is no longer worth keeping out a new one
         if held.router is not None and not ack.routers:
             return True
         if held.address.network.prefixlen < 32:
