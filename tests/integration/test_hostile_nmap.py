@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 LAN_GW = LAN_ADDRESS.split("/")[0]
 FORWARDED = 8080
 BEHIND = "192.168.42.250"  # a LAN address outside dhcp4d's pool, added to lan1 by hand
-TCP = ["nmap", "-Pn", "-n", "-sS", "-p-", "-T4", "--min-rate", "3000", "--max-retries", "1", "-oG", "-"]  # fmt: skip
+TCP = ["nmap", "-Pn", "-n", "-sS", "-p-", "-T4", "--min-rate", "8000", "--max-retries", "1", "-oG", "-"]  # fmt: skip
 UDP = ["nmap", "-Pn", "-n", "-sU", "-p", "53,67,68,123,546,547,5353,7733,8053", "-oG", "-"]
 
 
