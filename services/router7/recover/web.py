@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from twisted.web import resource, static
+from twisted.web import pages, resource, static
 
 from router7.recover.progress import BadReport, Report, parse_report
 from router7.recover.served import Served
@@ -54,7 +54,7 @@ class Root(resource.Resource):
     def getChild(self, path: bytes, request):
         p = self.served.http_file(path.decode("utf-8", "replace"))
         if p is None:
-            return resource.NoResource("not served by router7-recover")
+            return pages.notFound("Not found", "not served by router7-recover")
         f = static.File(str(p), defaultType="application/octet-stream")
         f.isLeaf = True
         return f
