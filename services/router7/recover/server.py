@@ -86,7 +86,7 @@ def dhcp_socket(ifname: str, port: int) -> socket.socket:
 
 @dataclass
 class Ports:
-    dhcp: int = dhcp.SERVER_PORT
+    dhcp_server: int = dhcp.SERVER_PORT
     dhcp_client: int = dhcp.CLIENT_PORT
     tftp: int = 69
     http: int = HTTP_PORT
@@ -116,7 +116,7 @@ class Servers:
         )
         self.dhcp = DhcpServer(offer, self.ports.dhcp_client)
         self.tftp = tftp.TftpServer(served.tftp_lookup, interface=str(address.ip))
-        self._sock = dhcp_socket(ifname, self.ports.dhcp)
+        self._sock = dhcp_socket(ifname, self.ports.dhcp_server)
         self._listeners = [
             reactor.adoptDatagramPort(self._sock.fileno(), socket.AF_INET, self.dhcp),
             reactor.listenUDP(self.ports.tftp, self.tftp, interface=str(address.ip)),
