@@ -37,7 +37,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=1800, help="give up after SECONDS")
     p.add_argument("--serial", help="pyserial URL of the router's console, e.g. /dev/ttyUSB0")
     p.add_argument("--serial-log", type=Path, default=Path("router7-console.log"))
-    p.add_argument("--rebootor", type=Path, help="Teensy rebootor hidraw device: reset the router")
+    p.add_argument(
+        "--rebootor", help="reset the router through a Teensy rebootor: /dev/hidrawN or auto"
+    )
     p.add_argument("--log-level", default="warning")
     return p.parse_args(argv)
 
@@ -108,10 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     console = None
     if args.serial:
-        from router7.recover.console import Console
+        from router7.recover.console import Console, ConsoleError
 
         console = Console(args.serial, args.serial_log)
-        console.start()
+        try:
+            console.start()
+        except ConsoleError as e:
+            print(f"router7-recover: {e}", file=sys.stderr)
+            return 2
+        print(f"router7-recover: console {args.serial} logged to {args.serial_log}")
     if args.rebootor:
         from router7.recover.rebootor import RebootorError, reset
 
