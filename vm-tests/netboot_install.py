@@ -21,6 +21,7 @@ RECOVER = shutil.which("router7-recover") or str(Path(sys.executable).with_name(
 IMAGE = driver.image_dir  # noqa: F821 (a global of router7-vmtest's driver)
 LAPTOP = "192.168.42.250"
 DUID = "00030001027237dead01"  # DUID-LL, type 3, hardware type 1, MAC 02:72:37:de:ad:01
+DUID_BYTES = [DUID[i : i + 2] for i in range(0, len(DUID), 2)]
 ROUTER7_UID = 400
 work = Path(tempfile.mkdtemp(prefix="netboot-install-"))
 
@@ -76,9 +77,7 @@ with subtest("it boots from its disk as the backup's router"):
     up = wait_online(router, lan)
     assert router.succeed("findmnt -n -o FSTYPE /perm").strip() == "ext4"
     assert "router7.recover" not in router.succeed("cat /proc/cmdline")
-    assert router.succeed("od -An -tx1 /perm/dhcp6/duid").split() == [
-        DUID[i : i + 2] for i in range(0, len(DUID), 2)
-    ]
+    assert router.succeed("od -An -tx1 /perm/dhcp6/duid").split() == DUID_BYTES
     assert read_json(router, LEASE6)["client_duid"] == DUID
     # kea delegated this /48 to the backup's DUID (kea writes DUIDs as aa:bb:...)
     pd = [lease for lease in driver.lab.leases6() if lease["prefix"] == str(up.delegated)]  # noqa: F821
@@ -95,6 +94,6 @@ with subtest("a second recovery without backup or --wipe refuses to touch the di
     # The recovery system stays up: its test shell reads the untouched disk.
     assert "router7.recover=" in router.succeed("cat /proc/cmdline")
     router.succeed("mkdir -p /mnt/old && mount -o ro /dev/vda2 /mnt/old")
-    assert router.succeed("od -An -tx1 /mnt/old/dhcp6/duid").split()[:4] == ["00", "03", "00", "01"]
+    assert router.succeed("od -An -tx1 /mnt/old/dhcp6/duid").split() == DUID_BYTES
 
 shutil.rmtree(work, ignore_errors=True)
