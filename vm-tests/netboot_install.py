@@ -2,19 +2,24 @@
 # Recovery by PXE (docs/recovery.md): a router with a blank disk netboots from
 # router7-recover on a LAN host, installs the image and the backup, reboots from its
 # disk and comes back as the backup's router: its DUID, a /48 from the ISP for that
-# DUID, a LAN host online. Then a second recovery without backup and without --wipe
+# DUID, the LAN host online at the address its lease in the backup names. Then a second recovery without backup and without --wipe
 # refuses to touch the disk that now holds a router.
 #
 # The backup is crafted here with router7.backupd.archive from a known /perm (a DUID
-# that no NIC of this VM would generate), not taken from another router: one VM less.
+# that no NIC of this VM would generate, and a DHCPv4 lease for the LAN host written
+# by dhcp4d's own store), not taken from another router: one VM less.
 import os
 import shutil
 import sys
 import tempfile
 import time
+from ipaddress import IPv4Address
 from pathlib import Path
 
 from router7.backupd.archive import backup_stream
+from router7.dhcp4d.leases import Lease
+from router7.dhcp4d.store import save as save_leases
+from router7.lab.addresses import mac_for
 from router7.lab.scenario import LEASE6, read_json, wait_online
 
 RECOVER = shutil.which("router7-recover") or str(Path(sys.executable).with_name("router7-recover"))
@@ -23,6 +28,7 @@ LAPTOP = "192.168.42.250"
 DUID = "00030001027237dead01"  # DUID-LL, type 3, hardware type 1, MAC 02:72:37:de:ad:01
 DUID_BYTES = [DUID[i : i + 2] for i in range(0, len(DUID), 2)]
 ROUTER7_UID = 400
+LAN_HOST_ADDR = "192.168.42.77"  # the LAN host's lease in the backup
 work = Path(tempfile.mkdtemp(prefix="netboot-install-"))
 
 
@@ -30,7 +36,12 @@ def craft_backup() -> Path:
     perm = work / "perm"
     (perm / "dhcp6").mkdir(parents=True)
     (perm / "dhcp6" / "duid").write_bytes(bytes.fromhex(DUID))
-    for p in (perm, perm / "dhcp6", perm / "dhcp6" / "duid"):
+    (perm / "dhcp4d").mkdir()
+    lan_mac = mac_for(driver.lab.prefix, "lan1", "eth0")  # noqa: F821
+    now = time.time()
+    lease = Lease(IPv4Address(LAN_HOST_ADDR), lan_mac, "lan1", expiry=now + 86400, last_ack=now)
+    save_leases(perm / "dhcp4d" / "leases.json", [lease])
+    for p in [perm, *perm.rglob("*")]:
         os.chown(p, ROUTER7_UID, ROUTER7_UID)
     backup = work / "backup.tar.gz"
     with backup.open("wb") as f:
@@ -82,6 +93,7 @@ with subtest("it boots from its disk as the backup's router"):
     # kea delegated this /48 to the backup's DUID (kea writes DUIDs as aa:bb:...)
     pd = [lease for lease in driver.lab.leases6() if lease["prefix"] == str(up.delegated)]  # noqa: F821
     assert [lease["duid"].replace(":", "") for lease in pd] == [DUID], pd
+    assert str(up.lan_v4.ip) == LAN_HOST_ADDR, f"the LAN host got {up.lan_v4}"
     log.log(f"delegated {up.delegated} to DUID {DUID}; LAN host {up.lan_v4}")
     log.log(f"reboot from disk to online took {time.monotonic() - started:.0f}s")
 
