@@ -56,15 +56,15 @@ class Printer:
         pct = int(report.done * 20 / report.total) if report.total else 0
         key = (report.stage, pct)
         if key == self.last:
-            return
-        same_stage = self.last is not None and self.last[0] == report.stage
-        self.last = key
-        if self.tty and same_stage:
-            self.out.write("\r" + prog.render(report))
+            return  # the bar moves in 5% steps: no line per 4 MiB written
+        previous, self.last = self.last, key
+        line = prog.render(report)
+        if self.tty and previous is not None and previous[0] == report.stage:
+            self.out.write("\r" + line)  # the same stage: redraw its bar in place
+        elif self.tty:
+            self.out.write(("\n" if previous is not None else "") + line)
         else:
-            self.out.write(("\n" if self.tty and self.last else "") + prog.render(report))
-            if not self.tty:
-                self.out.write("\n")
+            self.out.write(line + "\n")
         self.out.flush()
 
 
