@@ -90,11 +90,20 @@ def parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
     return sections
 
 
+# Not the router's: the VM test shell, and the netbooted recovery system's installer
+# (docs/recovery.md), which nothing enables.
+NOT_ROUTER_UNITS = {
+    "router7-testshell.service",
+    "router7-recovery.service",
+    "router7-recovery.target",
+}
+
+
 def unit_files() -> list[Path]:
     return sorted(
         p
         for p in UNITS.glob("router7*")
-        if p.suffix in (".service", ".target") and p.name != "router7-testshell.service"
+        if p.suffix in (".service", ".target") and p.name not in NOT_ROUTER_UNITS
     )
 
 

@@ -38,7 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--interactive", "-I", action="store_true", help="a Python prompt with the machines"
     )
-    p.add_argument("--boot", choices=BOOT_MODES, default="disk", help="boot path (default: disk)")
+    p.add_argument(
+        "--boot",
+        choices=BOOT_MODES,
+        help="boot path (default: the scenario's `# router7-vmtest: boot=` line, else disk)",
+    )
     p.add_argument(
         "--image-dir", type=Path, default=None, help="default: $ROUTER7_IMAGE_DIR or build/image"
     )
@@ -63,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"router7-vmtest: {e}", file=sys.stderr)
         return 2
     accel, why = kvm.accelerator(d.image_dir / "vmlinuz")
-    print(f"router7-vmtest: {args.scenario} ({args.boot} boot, qemu accel {accel}: {why})")
+    print(f"router7-vmtest: {args.scenario} ({d.boot} boot, qemu accel {accel}: {why})")
     start = time.monotonic()
     try:
         with d:

@@ -7,6 +7,11 @@ The scenario sees what a NixOS test script sees: `start_all`, `subtest`,
 `machines`, `retry`, `t` (unittest assertions), `log`, and one global per
 node: `router` (the VM), `isp`, `internet`, `lan` (= lab host lan1) and
 `lan2`. Everything lands in test-artifacts/<scenario>/.
+
+A scenario that needs another machine than the default (a disk with the image,
+booted from it) says so in one comment line, which the Nix glue reads too:
+
+    # router7-vmtest: boot=pxe blank-disk-mib=512
 """
 
 from __future__ import annotations
@@ -49,6 +54,20 @@ def artifacts_root() -> Path:
 
 
 _runs = itertools.count()
+HEADER = "# router7-vmtest:"
+
+
+def scenario_options(text: str) -> dict[str, str]:
+    """`key=value` words from the scenario's `# router7-vmtest:` line(s)."""
+    options = {}
+    for line in text.splitlines():
+        if line.startswith(HEADER):
+            for word in line[len(HEADER) :].split():
+                key, sep, value = word.partition("=")
+                if not sep or key not in ("boot", "blank-disk-mib"):
+                    raise ValueError(f"{HEADER} {word!r}: want boot=MODE or blank-disk-mib=N")
+                options[key] = value
+    return options
 
 
 def unique_prefix() -> str:
@@ -64,7 +83,7 @@ class Driver:
         *,
         out_dir: Path | None = None,
         image_dir: Path | None = None,
-        boot: str = "disk",
+        boot: str | None = None,
         keep: bool = False,
         prefix: str | None = None,
         echo: bool = True,
@@ -74,6 +93,10 @@ class Driver:
         self.out_dir = out_dir or artifacts_root() / self.name
         if self.out_dir.exists():
             shutil.rmtree(self.out_dir)
+        self.options = scenario_options(self.scenario.read_text())
+        boot = boot or self.options.get("boot", "disk")
+        if boot not in image.NEEDED:
+            raise ValueError(f"{self.scenario}: unknown boot mode {boot!r}")
         self.image_dir = image.require(image_dir, image.NEEDED[boot])
         self.boot = boot
         self.keep = keep
@@ -93,8 +116,13 @@ class Driver:
                 self.lab.down()
                 self.logger.close()
                 raise
+        blank = self.options.get("blank-disk-mib")
         config: VmConfig = labvm.vm_config(
-            self.lab, self.image_dir, self.out_dir / "vm-state", boot=self.boot
+            self.lab,
+            self.image_dir,
+            self.out_dir / "vm-state",
+            boot=self.boot,
+            blank_disk_mib=int(blank) if blank else None,
         )
         self.router = VmMachine("router", self.out_dir, self.logger, config)
         self.nodes = {"router": self.router}

@@ -11,6 +11,8 @@ NEEDED = {
     "disk": ("vmlinuz", "disk.img"),
     "netboot": ("vmlinuz", "initrd", "netboot.ipxe", "disk.img"),
     "kernel": ("vmlinuz", "initrd", "cmdline"),
+    # the VM gets a blank disk; router7-recover serves these from the image dir
+    "pxe": ("vmlinuz", "initrd", "cmdline", "disk.img"),
 }
 BUILD_COMMAND = "router7-image build"
 

@@ -13,6 +13,11 @@ boot paths:
              nothing reachable from the lab; the disk is still attached for /perm)
     kernel   -kernel/-initrd/-append straight from the image dir (benchmarks,
              images without a disk)
+    pxe      the NIC named by `pxe_nic` (default the LAN NIC) boots first with
+             qemu's iPXE ROM, the disk second: netboot from a server on that
+             segment (router7-recover), falling back to the disk when none answers
+
+`blank_disk_mib` gives the VM an empty disk of that size instead of disk.img.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from pathlib import Path
 from router7.vmtest import kvm
 
 QEMU = "qemu-system-x86_64"
-BOOT_MODES = ("disk", "netboot", "kernel")
+BOOT_MODES = ("disk", "netboot", "kernel", "pxe")
 # Fixed PCI slots: NIC order in the guest must not depend on option order.
 SLOT_NIC0 = 0x4
 SLOT_TESTSHELL = 0x8
@@ -60,6 +65,8 @@ class VmConfig:
     netns: str | None = None  # run qemu inside this network namespace (tap devices live there)
     allow_reboot: bool = True
     extra_args: list[str] = dataclasses.field(default_factory=list)
+    blank_disk_mib: int | None = None  # an empty disk instead of an overlay over disk.img
+    pxe_nic: str = "lan"  # boot="pxe": the NIC (id) that netboots
 
     def __post_init__(self) -> None:
         if self.boot not in BOOT_MODES:
@@ -98,7 +105,13 @@ class VmConfig:
 
 
 def prepare_disk(cfg: VmConfig) -> Path:
-    """A qcow2 overlay over the pristine disk.img, created once per state dir."""
+    """A qcow2 overlay over the pristine disk.img (or a blank disk), created once per
+    state dir."""
+    if not cfg.disk.exists() and cfg.blank_disk_mib:
+        subprocess.run(
+            ["qemu-img", "create", "-q", "-f", "qcow2", str(cfg.disk), f"{cfg.blank_disk_mib}M"],
+            check=True,
+        )
     if not cfg.disk.exists():
         base = (cfg.image_dir / "disk.img").resolve()
         if not base.is_file():
@@ -140,15 +153,17 @@ def argv(cfg: VmConfig, accel: str | None = None) -> list[str]:
         "-device", "virtio-rng-pci",
     ]  # fmt: skip
     for i, nic in enumerate(cfg.nics):
-        dev = f"virtio-net-pci,netdev={nic.id}-net,id={nic.id},addr={SLOT_NIC0 + i:#x},romfile="
+        dev = f"virtio-net-pci,netdev={nic.id}-net,id={nic.id},addr={SLOT_NIC0 + i:#x}"
+        # Only a netbooting NIC keeps qemu's iPXE ROM (each ROM costs boot time).
+        dev += ",bootindex=1" if cfg.boot == "pxe" and nic.id == cfg.pxe_nic else ",romfile="
         if nic.mac:
             dev += f",mac={nic.mac}"
         a += ["-netdev", f"tap,id={nic.id}-net,ifname={nic.tap},script=no,downscript=no"]
         a += ["-device", dev]
-    if cfg.boot in ("disk", "netboot"):
+    if cfg.boot in ("disk", "netboot", "pxe"):
         # Netboot: the disk holds /perm but is no boot device, and strict boot order
         # keeps SeaBIOS from falling back to it: a boot proves the netboot path.
-        bootindex = ",bootindex=1" if cfg.boot == "disk" else ""
+        bootindex = {"disk": ",bootindex=1", "pxe": ",bootindex=2"}.get(cfg.boot, "")
         a += ["-drive", f"file={cfg.disk},if=none,id=disk0,format=qcow2,cache=unsafe"]
         a += ["-device", f"virtio-blk-pci,drive=disk0,addr={SLOT_DISK:#x}{bootindex}"]
     if cfg.boot == "netboot":
@@ -173,7 +188,7 @@ def spawn(cfg: VmConfig, accel: str | None = None) -> subprocess.Popen:
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     for sock in (cfg.qmp_socket, cfg.shell_socket, cfg.console_socket):
         sock.unlink(missing_ok=True)
-    if cfg.boot in ("disk", "netboot"):
+    if cfg.boot in ("disk", "netboot", "pxe"):
         prepare_disk(cfg)
     cmd = argv(cfg, accel)
     if cfg.netns:
