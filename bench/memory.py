@@ -26,6 +26,7 @@ no backups): the comparison is for the shared jobs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -63,10 +64,8 @@ def children(pid: int) -> list[int]:
         p = todo.pop()
         out.append(p)
         for task in Path(f"/proc/{p}/task").glob("*"):
-            try:
+            with contextlib.suppress(OSError):
                 todo += [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                pass
     return out
 
 
@@ -155,7 +154,9 @@ def others_config(lab: Lab, work: Path) -> dict[str, list[str]]:
 def run_others(lab: Lab, work: Path, args) -> list[tuple[float, float]]:
     procs = {}
     for name, argv in others_config(lab, work).items():
-        procs[name] = lab.popen("router", *argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs[name] = lab.popen(
+            "router", *argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
     try:
         time.sleep(args.settle)  # dhcpcd: lease + prefix; dnsmasq and radvd: nothing to wait for
         pids = {n: p.pid for n, p in procs.items()}
