@@ -208,6 +208,11 @@ def main() -> None:
         if restarted:
             print(f"  restarted during the run (numbers above are of the old pid): {restarted}")
         router.stop()
+        stop_deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{pid}").exists() for pid in pids.values()):
+            if time.monotonic() > stop_deadline:
+                sys.exit("router7's services did not stop in 30 s")
+            time.sleep(0.2)  # their ports (DNS, DHCP) must be free for dnsmasq
         if not args.skip_others:
             theirs = run_others(lab, work, args)
             print("\nsummary (RSS / PSS MiB):  settled      workload     idle")
