@@ -279,19 +279,24 @@ def _checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def wrap_ipv4(payload: bytes, src: IPv4Address, dst: IPv4Address) -> bytes:
-    """Put a client message into IPv4/UDP 68→67 (the kernel adds the Ethernet header)."""
+def udp_ipv4(payload: bytes, src, dst, sport: int, dport: int, ip_id: int = 0) -> bytes:
+    """IPv4/UDP around ``payload``, checksums filled in (the kernel adds Ethernet)."""
     src, dst = IPv4Address(src), IPv4Address(dst)
     udp_len = 8 + len(payload)
     pseudo = src.packed + dst.packed + struct.pack("!BBH", 0, 17, udp_len)
-    udp = struct.pack("!HHHH", CLIENT_PORT, SERVER_PORT, udp_len, 0) + payload
+    udp = struct.pack("!HHHH", sport, dport, udp_len, 0) + payload
     udp_sum = _checksum(pseudo + udp) or 0xFFFF  # 0 would mean "no checksum"
     udp = udp[:6] + udp_sum.to_bytes(2, "big") + udp[8:]
     ip = struct.pack(
-        "!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 0, 0, 64, 17, 0, src.packed, dst.packed
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, ip_id, 0, 64, 17, 0, src.packed, dst.packed
     )
     ip = ip[:10] + _checksum(ip).to_bytes(2, "big") + ip[12:]
     return ip + udp
+
+
+def wrap_ipv4(payload: bytes, src: IPv4Address, dst: IPv4Address) -> bytes:
+    """Put a client message into IPv4/UDP 68→67 (the kernel adds the Ethernet header)."""
+    return udp_ipv4(payload, src, dst, CLIENT_PORT, SERVER_PORT)
 
 
 def parse_mac(text: str) -> bytes:
