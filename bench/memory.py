@@ -104,16 +104,17 @@ def workload(lab: Lab, work: Path, names: int, clients: int) -> None:
     lan_ip = lab.exec("lan1", "ip", "-4", "-o", "addr", "show", "dev", "eth0").stdout
     lan_ip = lan_ip.split()[3].split("/")[0]
     start = time.monotonic()
-    lab.exec(
+    limit = names // 1000 + 30  # dnsperf stops there even if answers go missing
+    dns = lab.exec(
         "lan1", "dnsperf", "-s", ROUTER_LAN, "-d", str(dns_names(work / "names", names)),
-        "-n", "1", "-Q", "3000", "-t", "2", timeout=names / 500 + 60,
+        "-n", "1", "-Q", "3000", "-t", "2", "-l", str(limit), timeout=limit + 30, check=False,
     )  # fmt: skip
     dns_s = time.monotonic() - start
     start = time.monotonic()
     # perfdhcp as a relay (giaddr = lan1's address): the DHCP logic for `clients` MACs,
     # without a raw socket on lan1.
     seconds = max(10, clients // 500)
-    lab.exec(
+    dhcp = lab.exec(
         "lan1", "perfdhcp", "-4", "-l", lan_ip, "-r", "1000", "-p", str(seconds),
         "-R", str(clients), "-b", "mac=02:42:00:00:00:00", "-d", "2", ROUTER_LAN,
         check=False, timeout=seconds + 30,
@@ -122,6 +123,12 @@ def workload(lab: Lab, work: Path, names: int, clients: int) -> None:
         f"\nworkload: {names} distinct DNS names in {dns_s:.0f} s, "
         f"{clients} DHCP clients' DISCOVERs for {time.monotonic() - start:.0f} s"
     )
+    for line in dns.stdout.splitlines():
+        if "Queries completed" in line or "Queries lost" in line:
+            print(f"  dnsperf: {line.strip()}")
+    for line in dhcp.stdout.splitlines():
+        if line.strip().startswith(("sent packets", "received packets", "drops")):
+            print(f"  perfdhcp: {line.strip()}")
 
 
 def others_config(lab: Lab, work: Path) -> dict[str, list[str]]:
