@@ -15,8 +15,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from router7.captured import http, ssh
+from router7.captured import http
 from router7.captured.sniffer import Sniffers
+from router7.captured.ssh_on_demand import OnDemandSSHFactory, check_host_key
 from router7.captured.stream import Capture
 from router7.runtime import ports
 from router7.runtime.mgmt import management_site
@@ -57,10 +58,11 @@ class CapturedService(Service):
         self.checker = None
         if self.args.ssh_port:
             try:
-                factory, self.checker = ssh.ssh_factory(self.capture, self.reactor, self.perm)
+                check_host_key(self.perm)
+                self.checker = OnDemandSSHFactory(self.capture, self.reactor, self.perm)
                 # The same LAN-only binding as the HTTP site.
-                self.listeners.tcp(self.args.ssh_port, factory, name="ssh")
-            except (OSError, ValueError, ssh.keys.BadKeyError, ssh.keys.EncryptedKeyError) as e:
+                self.listeners.tcp(self.args.ssh_port, self.checker, name="ssh")
+            except (OSError, ValueError) as e:
                 # A broken host key must not cost the capture and its HTTP side.
                 log.error("SSH disabled: cannot load the host key: %s", e)
 
