@@ -18,7 +18,7 @@ import logging
 from router7.captured import http
 from router7.captured.sniffer import Sniffers
 from router7.captured.ssh_on_demand import OnDemandSSHFactory, check_host_key
-from router7.captured.stream import Capture
+from router7.captured.stream import RING_BYTES, Capture
 from router7.runtime import ports
 from router7.runtime.mgmt import management_site
 from router7.runtime.service import Service
@@ -44,6 +44,12 @@ class CapturedService(Service):
     def add_arguments(cls, parser):
         parser.add_argument("--ring-size", type=_positive, default=50_000, help="packets kept")
         parser.add_argument(
+            "--ring-bytes",
+            type=_positive,
+            default=RING_BYTES,
+            help="bytes of packet data kept (the oldest packets go first past either bound)",
+        )
+        parser.add_argument(
             "--snaplen", type=_positive, default=1600, help="bytes kept of each packet"
         )
         parser.add_argument(
@@ -52,7 +58,9 @@ class CapturedService(Service):
 
     def start(self):
         interfaces = list(dict.fromkeys([self.args.uplink, self.args.lan]))
-        self.capture = Capture(interfaces, self.args.ring_size, self.args.snaplen)
+        self.capture = Capture(
+            interfaces, self.args.ring_size, self.args.snaplen, self.args.ring_bytes
+        )
         self.sniffers = Sniffers(self.reactor, interfaces, self.capture.add)
         self.sniffers.start()
         self.checker = None
