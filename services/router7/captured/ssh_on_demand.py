@@ -4,8 +4,8 @@ Twisted conch and cryptography cost captured about 13 MiB of its ~50 (bench/memo
 and most routers never see an SSH capture. So start-up only checks that the host key
 file looks like a private key (a broken one still disables just SSH, at start, as
 before) and listens; the first connection imports router7.captured.ssh and builds
-the real factory, which then stays. Only a first start, which must generate the host
-key, imports conch at once.
+the real factory, which then stays. A first start generates the host key in a
+short-lived child process, so that conch is not loaded for good by it either.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 from twisted.internet import protocol
@@ -27,9 +29,7 @@ def check_host_key(perm: Path) -> None:
     generated) or PEM-armoured base64, as every private key format conch reads is."""
     path = perm / HOST_KEY
     if not path.exists():
-        from router7.captured import ssh  # generates it now, as the first start did
-
-        ssh.load_or_create_host_key(path)
+        generate_host_key(path)
         return
     lines = path.read_bytes().strip().splitlines()
     if (
@@ -43,6 +43,23 @@ def check_host_key(perm: Path) -> None:
         base64.b64decode(body, validate=True)
     except binascii.Error as e:
         raise ValueError(f"{path}: bad base64: {e}") from None
+
+
+_GENERATE = (
+    "import sys; from pathlib import Path; from router7.captured import ssh; "
+    "ssh.load_or_create_host_key(Path(sys.argv[1]))"
+)
+
+
+def generate_host_key(path: Path) -> None:
+    """Generate the host key as the first start always did, in a child process."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _GENERATE, str(path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0 or not path.exists():
+        raise OSError(f"generating {path} failed: {proc.stderr.strip()[-300:]}")
+    log.info("generated SSH host key %s", path)
 
 
 class OnDemandSSHFactory(protocol.ServerFactory):
