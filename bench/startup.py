@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """How long router7's services take from being started to READY=1 (sd_notify), in the
 namespace lab: all ten started at once (as `systemctl start router7.target` does), and
-each alone. Root only; builds its own lab (prefix st<pid>) and tears it down. Prints
+each alone, in wall-clock time and in CPU time (user + system of the process until it
+sent READY=1: what a loaded machine cannot inflate). Root only; builds its own lab (prefix st<pid>) and tears it down. Prints
 numbers; asserts nothing.
 
     .venv/bin/python bench/startup.py [--runs 3]
 
 Each service gets its own NOTIFY_SOCKET (a unix datagram socket of this process), so
-READY=1 is timed exactly as systemd sees it. "import" is the time `python -c 'import
-router7.<svc>.service'` takes alone (the start-up floor of each process). The time from
+READY=1 is timed exactly as systemd sees it. "import" is the CPU time `python -c
+'import router7.<svc>.service'` takes (the start-up floor of each process). The time from
 start to a lease file of router7-dhcp4/dhcp6 next to dhcpcd's is bench/dhcp_clients.py.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import select
 import shutil
 import socket
@@ -37,18 +39,30 @@ BIN = Path(sys.executable).parent
 
 
 def import_time(name: str) -> float:
-    start = time.monotonic()
+    """CPU seconds (user + system) of a fresh interpreter importing the service's module."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(
         [sys.executable, "-c", f"import router7.{name}.service"],
         check=True, cwd=REPO,
     )  # fmt: skip
-    return time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of ``pid`` so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_and_time(
     lab: Lab, router: RouterServices, names: list[str], work: Path, timeout: float = 120
-) -> dict[str, float | None]:
-    """Start ``names`` at once in the router namespace; seconds until each sent READY=1."""
+) -> dict[str, tuple[float, float | None] | None]:
+    """Start ``names`` at once in the router namespace: (wall, CPU) seconds until each
+    sent READY=1."""
     socks, procs, started = {}, {}, {}
     perm = work / "perm"
     shutil.rmtree(perm, ignore_errors=True)
@@ -78,7 +92,7 @@ def start_and_time(
             log = (work / f"{name}.log").open("ab")
             started[name] = time.monotonic()
             procs[name] = lab.popen("router", *argv, env=env, stdout=log, stderr=log)
-        ready: dict[str, float | None] = dict.fromkeys(names)
+        ready: dict[str, tuple[float, float | None] | None] = dict.fromkeys(names)
         deadline = time.monotonic() + timeout
         while None in ready.values() and time.monotonic() < deadline:
             readable, _, _ = select.select(list(socks), [], [], 0.5)
@@ -86,7 +100,8 @@ def start_and_time(
                 message = sock.recv(4096).decode()
                 name = socks[sock]
                 if "READY=1" in message.split("\n") and ready[name] is None:
-                    ready[name] = time.monotonic() - started[name]
+                    # `ip netns exec` execs the service: Popen's pid is the service's.
+                    ready[name] = (time.monotonic() - started[name], cpu_seconds(procs[name].pid))
         return ready
     finally:
         for p in procs.values():
@@ -100,7 +115,9 @@ def start_and_time(
             sock.close()
 
 
-def fmt(xs: list[float | None]) -> str:
+def fmt(xs: list, part: int | None = None) -> str:
+    if part is not None:
+        xs = [x[part] if x is not None else None for x in xs]
     got = [x for x in xs if x is not None]
     if not got:
         return "   never"
@@ -135,11 +152,20 @@ def main() -> None:
                 else:
                     alone[n].append(start_and_time(lab, router, ["netconfigd", n], work)[n])
             lab.reset_node("router")
-        print(f"\nmedian of {args.runs} runs, ms     import   alone   all ten at once")
+        print(
+            f"\nmedian of {args.runs} runs, ms  import CPU |  alone: wall    CPU | all at once: wall    CPU"
+        )
         for n in names:
-            print(f"  {n:12} {fmt(imports[n])} {fmt(alone[n])} {fmt(together[n])}")
-        last = [max(filter(None, ts), default=None) for ts in zip(*together.values(), strict=True)]
-        print(f"  {'all ready':12} {'':8} {'':8} {fmt(last)}")
+            print(
+                f"  {n:12} {fmt(imports[n])}     | {fmt(alone[n], 0)} {fmt(alone[n], 1)}"
+                f" | {fmt(together[n], 0)} {fmt(together[n], 1)}"
+            )
+        walls = zip(*([t[0] if t else None for t in ts] for ts in together.values()), strict=True)
+        last = [max(filter(None, run), default=None) for run in walls]
+        print(f"  {'all ready':12} {'':12} | {'':8} {'':8} | {fmt(last)}")
+        cpus = zip(*([t[1] if t else None for t in ts] for ts in together.values()), strict=True)
+        total = [sum(filter(None, run)) for run in cpus]
+        print(f"  {'CPU, all ten':12} {'':12} | {'':8} {'':8} | {'':8} {fmt(total)}")
     finally:
         lab.down()
         shutil.rmtree(work, ignore_errors=True)
