@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -231,6 +232,7 @@ def main() -> None:
         else:
             RouterServices(lab).stop()
             lab.down()
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
