@@ -54,3 +54,23 @@ def test_capacity_must_be_positive():
 def test_outgoing_flag():
     assert pkt(1)._replace(pkttype=PACKET_OUTGOING).outgoing
     assert not pkt(1).outgoing
+
+
+def test_byte_bound_drops_the_oldest_until_the_data_fits():
+    ring = Ring(100, max_bytes=25)
+    for i, size in enumerate((10, 10, 10, 4)):
+        ring.append(pkt(i, size))
+    assert [p.ts_ns for p in ring] == [1, 2, 3] and ring.bytes == 24
+    ring.append(pkt(9, 40))  # larger than the bound on its own: kept alone
+    assert [p.ts_ns for p in ring] == [9] and ring.bytes == 40
+
+
+@given(st.integers(1, 20), st.integers(1, 200), st.lists(st.integers(1, 80), max_size=100))
+def test_both_bounds_hold_and_bytes_stay_exact(capacity, max_bytes, sizes):
+    ring = Ring(capacity, max_bytes)
+    for i, size in enumerate(sizes):
+        ring.append(pkt(i, size))
+        assert len(ring) <= capacity
+        assert ring.bytes == sum(len(p.data) for p in ring)
+        assert ring.bytes <= max_bytes or len(ring) == 1
+        assert list(ring)[-1].ts_ns == i  # the newest is always kept

@@ -35,3 +35,25 @@ def test_ports_can_be_turned_off(tmp_path):
     service = start(tmp_path, "--ssh-port=0", "--http-port=0")
     assert listening(service.reactor) == []
     service._stopping()
+
+
+def test_ssh_is_loaded_at_the_first_connection(tmp_path):
+    from twisted.conch.ssh.transport import SSHServerTransport
+
+    service = start(tmp_path)
+    factory = service.checker
+    assert factory.rejected == 0 and factory._factory is None  # conch not built yet
+    transport = factory.buildProtocol(("192.168.42.23", 40000))
+    assert isinstance(transport, SSHServerTransport)
+    assert factory.buildProtocol(("192.168.42.23", 40001)).factory is transport.factory
+    factory.doStop()
+    service._stopping()
+
+
+def test_a_key_broken_after_start_refuses_the_connection_only(tmp_path):
+    service = start(tmp_path)
+    (tmp_path / "captured" / "ssh_host_ed25519_key").write_bytes(
+        b"-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+    )
+    assert service.checker.buildProtocol(("192.168.42.23", 40000)) is None
+    service._stopping()

@@ -188,3 +188,79 @@ def test_mutated_options_region_is_dropped_and_counted_by_the_service_edge():
     client._packet(bad, b"\x00" * 6)  # must not raise
     after = REGISTRY.get_sample_value("dhcp4_packets_dropped_total", {"reason": "options"})
     assert after == before + 1
+
+
+# --- the small codec agrees with scapy ------------------------------------------
+
+
+def test_encoded_messages_are_byte_for_byte_what_scapy_builds():
+    """wire.py's own codec (no scapy in the daemons) writes what scapy's layers wrote."""
+    ident = wire.Identity(MAC, "router7")
+    for msg_type, kw in (
+        (wire.DISCOVER, {}),
+        (
+            wire.REQUEST,
+            {"requested_ip": IPv4Address("10.0.0.5"), "server_id": IPv4Address("10.0.0.1")},
+        ),
+        (wire.RELEASE, {"ciaddr": IPv4Address("10.0.0.5"), "server_id": IPv4Address("10.0.0.1")}),
+    ):
+        opts = [("message-type", msg_type)]
+        if "requested_ip" in kw:
+            opts.append(("requested_addr", "10.0.0.5"))
+        if "server_id" in kw:
+            opts.append(("server_id", "10.0.0.1"))
+        opts.append(("client_id", b"\x01" + MAC))
+        if msg_type != wire.RELEASE:
+            opts += [("hostname", b"router7"), ("param_req_list", wire.PARAMETER_REQUEST_LIST)]
+            opts.append(("max_dhcp_size", 1500))
+        ciaddr = str(kw.get("ciaddr", "0.0.0.0"))
+        ref = bytes(
+            BOOTP(op=1, htype=1, hlen=6, xid=7, secs=2, flags=0, ciaddr=ciaddr, chaddr=MAC)
+            / DHCP(options=[*opts, "end"])
+        )
+        ref += b"\x00" * max(0, wire.MIN_BOOTP_LEN - len(ref))
+        assert wire.encode(msg_type, 7, ident, secs=2, **kw) == ref
+    payload = wire.encode(wire.DISCOVER, 7, ident)
+    for src, dst in (("0.0.0.0", "255.255.255.255"), ("10.0.0.5", "10.0.0.1")):
+        ref = bytes(IP(src=src, dst=dst, ttl=64, id=0) / UDP(sport=68, dport=67) / payload)
+        assert wire.wrap_ipv4(payload, IPv4Address(src), IPv4Address(dst)) == ref
+
+
+def test_decodes_every_option_scapy_writes():
+    reply = BOOTP(op=2, xid=9, yiaddr="10.0.0.5", chaddr=MAC) / DHCP(
+        options=[
+            ("message-type", "ack"),
+            ("server_id", "10.0.0.1"),
+            ("lease_time", 3600),
+            ("renewal_time", 1800),
+            ("rebinding_time", 3000),
+            ("subnet_mask", "255.255.255.0"),
+            ("router", "10.0.0.1", "10.0.0.2"),
+            ("name_server", "10.0.0.53"),
+            ("domain", b"lan.example"),
+            ("broadcast_address", "10.0.0.255"),
+            ("interface-mtu", 1492),
+            ("error_message", b"fine"),
+            "end",
+        ]
+    )
+    msg = wire.decode(bytes(reply))
+    assert (msg.msg_type, msg.xid, msg.chaddr, msg.yiaddr) == (
+        wire.ACK,
+        9,
+        MAC,
+        IPv4Address("10.0.0.5"),
+    )
+    assert (msg.lease_time, msg.renewal_time, msg.rebinding_time, msg.mtu) == (
+        3600,
+        1800,
+        3000,
+        1492,
+    )
+    assert msg.routers == (IPv4Address("10.0.0.1"), IPv4Address("10.0.0.2"))
+    assert msg.dns == (IPv4Address("10.0.0.53"),) and msg.domain == "lan.example"
+    assert (msg.subnet_mask, msg.broadcast) == (
+        IPv4Address("255.255.255.0"),
+        IPv4Address("10.0.0.255"),
+    )
+    assert msg.server_id == IPv4Address("10.0.0.1") and msg.message == "fine"

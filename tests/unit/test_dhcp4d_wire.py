@@ -143,3 +143,22 @@ def test_fuzz_well_formed_option_lists(options, tail):
     server = make_server()
     _check(HEADER + b"".join(options) + b"\xff" + tail, server)
     _check(HEADER + b"".join(options) + b"\xff" + tail, server)  # and again, with state
+
+
+def test_ip_packet_is_byte_for_byte_what_scapy_builds():
+    """dhcp4d packs IPv4/UDP itself (no scapy in the daemon); scapy agrees on every byte."""
+    from scapy.layers.inet import IP, UDP
+
+    payload = bytes(range(256)) + b"odd"
+    src, dst = IPv4Address("192.168.42.1"), IPv4Address("255.255.255.255")
+    ref = bytes(IP(src=str(src), dst=str(dst), ttl=64) / UDP(sport=67, dport=68) / payload)
+    assert wire.ip_packet(payload, src, dst) == ref
+
+
+def test_a_truncated_option_ends_the_list_and_keeps_what_came_before():
+    pkt = BOOTP(op=1, chaddr=bytes.fromhex("020000000001"), xid=5) / DHCP(
+        options=[("message-type", "discover"), ("hostname", b"pc")]
+    )
+    data = bytes(pkt) + bytes([61, 20, 1, 2])  # no end option; a client id cut short
+    req = wire.decode(data)
+    assert (req.msg_type, req.hostname, req.client_id) == (wire.DISCOVER, b"pc", None)

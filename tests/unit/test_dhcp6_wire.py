@@ -162,3 +162,84 @@ def test_fuzz_mutated_fiber7_packets_only_raise_decode_error(data):
         wire.decode(bytes(packet[:cut]))
     except DecodeError as e:
         assert e.reason
+
+
+# --- the small codec agrees with scapy ------------------------------------------
+
+
+def _scapy_client_message(msg_type, tid, duid, server_duid, elapsed, ia_na, ia_pd, rapid):
+    """What the client sent while it built messages with scapy's layers."""
+    classes = {wire.SOLICIT: s.DHCP6_Solicit, wire.REQUEST: s.DHCP6_Request,
+               wire.RENEW: s.DHCP6_Renew, wire.REBIND: s.DHCP6_Rebind,
+               wire.RELEASE: s.DHCP6_Release}  # fmt: skip
+    pkt = classes[msg_type](trid=tid) / s.DHCP6OptClientId(duid=Raw(duid))
+    if server_duid is not None:
+        pkt /= s.DHCP6OptServerId(duid=Raw(server_duid))
+    pkt /= s.DHCP6OptElapsedTime(elapsedtime=elapsed)
+    if msg_type != wire.RELEASE:
+        pkt /= s.DHCP6OptOptReq(reqopts=[23, 24])
+    if rapid and msg_type == wire.SOLICIT:
+        pkt /= s.DHCP6OptRapidCommit()
+    for ia in ia_na:
+        subs = [s.DHCP6OptIAAddress(addr=str(b.network.network_address), preflft=0, validlft=0)
+                for b in ia.bindings]  # fmt: skip
+        pkt /= s.DHCP6OptIA_NA(iaid=ia.iaid, T1=0, T2=0, ianaopts=subs)
+    for ia in ia_pd:
+        subs = [s.DHCP6OptIAPrefix(preflft=0, validlft=0, plen=b.network.prefixlen,
+                                   prefix=str(b.network.network_address)) for b in ia.bindings]  # fmt: skip
+        pkt /= s.DHCP6OptIA_PD(iaid=ia.iaid, T1=0, T2=0, iapdopt=subs)
+    return bytes(pkt)
+
+
+@pytest.mark.parametrize(
+    "msg_type", [wire.SOLICIT, wire.REQUEST, wire.RENEW, wire.REBIND, wire.RELEASE]
+)
+def test_encoded_messages_are_byte_for_byte_what_scapy_builds(msg_type):
+    na = [IA(7, bindings=(Binding(IPv6Network("2001:db8::5/128"), 1, 2),))]
+    pd = [IA(1, bindings=(Binding(IPv6Network("2001:db8:100::/48"), 1, 2),)), IA(2)]
+    server = None if msg_type in (wire.SOLICIT, wire.REBIND) else b"\x00\x02xyz"
+    got = wire.encode(msg_type, 0x123456, FIBER7_CLIENT_ID, server_duid=server, elapsed_cs=42,
+                      ia_na=na, ia_pd=pd, rapid_commit=True)  # fmt: skip
+    ref = _scapy_client_message(msg_type, 0x123456, FIBER7_CLIENT_ID, server, 42, na, pd, True)
+    assert got == ref
+
+
+def test_decodes_what_scapy_writes_including_domains():
+    pkt = (
+        s.DHCP6_Reply(trid=0x10203)
+        / s.DHCP6OptClientId(duid=Raw(FIBER7_CLIENT_ID))
+        / s.DHCP6OptServerId(duid=Raw(b"\x00\x03\x00\x01abcdef"))
+        / s.DHCP6OptPref(prefval=255)
+        / s.DHCP6OptServerUnicast(srvaddr="2001:db8::1")
+        / s.DHCP6OptRapidCommit()
+        / s.DHCP6OptDNSServers(dnsservers=["2001:db8::53", "2001:db8::54"])
+        / s.DHCP6OptDNSDomains(dnsdomains=["lan.example.", "example.org."])
+        / s.DHCP6OptIA_NA(
+            iaid=3,
+            T1=10,
+            T2=20,
+            ianaopts=[s.DHCP6OptIAAddress(addr="2001:db8::5", preflft=30, validlft=40)],
+        )  # fmt: skip
+    )
+    msg = wire.decode(bytes(pkt))
+    assert (msg.msg_type, msg.tid, msg.client_id) == (wire.REPLY, 0x10203, FIBER7_CLIENT_ID)
+    assert msg.preference == 255 and msg.rapid_commit
+    assert msg.server_unicast == IPv6Address("2001:db8::1")
+    assert msg.dns == [IPv6Address("2001:db8::53"), IPv6Address("2001:db8::54")]
+    assert msg.domains == ["lan.example", "example.org"]
+    assert msg.ia_na == [IA(3, 10, 20, (Binding(IPv6Network("2001:db8::5/128"), 30, 40),))]
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        b"\x00\x07\x00\x02\x01\x02",  # preference of two bytes
+        b"\x00\x17\x00\x03abc",  # DNS servers not a multiple of 16 bytes
+        b"\x00\x18\x00\x04\x05abc",  # a label past the end of the option
+        b"\x00\x18\x00\x04\x03abc",  # a name without its terminating root label
+    ],
+)
+def test_odd_option_contents_are_refused(option):
+    with pytest.raises(DecodeError) as e:
+        wire.decode(b"\x07\x00\x00\x01" + option)
+    assert e.value.reason == "malformed_option"

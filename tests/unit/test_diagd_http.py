@@ -168,6 +168,19 @@ def test_icmp_echo_round_trip():
     assert icmp.decode_reply(4, req, raw=False) is None  # our own request is not a reply
 
 
+def test_icmp_echo_requests_are_what_scapy_builds():
+    """diagd packs echo requests itself (no scapy import in the daemon); scapy agrees."""
+    from scapy.layers.inet import ICMP
+    from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest
+
+    assert icmp.encode_request(4, 0xBEEF, 9) == bytes(ICMP(type=8, id=0xBEEF, seq=9) / icmp.PAYLOAD)
+    assert icmp.encode_request(6, 0xBEEF, 9) == bytes(
+        ICMPv6EchoRequest(cksum=0, id=0xBEEF, seq=9, data=icmp.PAYLOAD)
+    )
+    reply6 = bytes(ICMPv6EchoReply(cksum=0, id=3, seq=4, data=b"x"))
+    assert icmp.decode_reply(6, reply6, raw=False) == (3, 4)
+
+
 @given(st.binary(max_size=80), st.sampled_from([4, 6]), st.booleans())
 def test_icmp_decoder_never_raises(data, version, raw):
     got = icmp.decode_reply(version, data, raw)

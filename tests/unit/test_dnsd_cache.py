@@ -92,6 +92,25 @@ def test_size_bound_evicts_least_recently_used():
     assert all(cache.get(key) is not None for key in "acd")
 
 
+def test_byte_bound_evicts_least_recently_used_and_counts_replacements_once():
+    clock = Clock()
+    one = make_entry(wire(answer(ttls=(300,) * 10)), clock.seconds())
+    size = len(one.answer.data)
+    cache = Cache(clock, max_entries=100, max_bytes=3 * size)
+    for key in "abc":
+        assert cache.put(key, make_entry(wire(answer(ttls=(300,) * 10)), clock.seconds()))
+    assert cache.put("a", one)  # a replacement: still three answers' worth
+    assert (len(cache), cache.bytes, cache.evictions) == (3, 3 * size, 0)
+    assert cache.put("d", make_entry(wire(answer(ttls=(300,) * 10)), clock.seconds()))
+    assert cache.get("b") is None and cache.get("a") is one  # b was the least recent
+    assert (len(cache), cache.bytes, cache.evictions) == (3, 3 * size, 1)
+    huge = make_entry(wire(answer(ttls=(300,) * 40)), clock.seconds())
+    assert not cache.put("huge", huge)  # over the bound on its own: not kept, nothing evicted
+    assert cache.get("huge") is None and (len(cache), cache.bytes) == (3, 3 * size)
+    cache.clear()
+    assert cache.bytes == 0
+
+
 def test_entry_normalised_and_patched_for_the_client():
     upstream = answer(name="WWW.Example.Test")
     upstream.header.id = 4242

@@ -1,8 +1,10 @@
 """The socket-free netlink core, fed messages as the kernel would send them."""
 
+import contextlib
 import ipaddress
 import sys
 
+from router7.runtime import rtnl
 from router7.runtime.netlink import CarrierEdge, NetState, _done
 from tests.helpers import netlink
 
@@ -108,3 +110,71 @@ def test_carrier_edge_counts_a_missing_or_down_link_as_no_carrier():
     assert not edge.returned()
     net.feed(netlink.link(4, "uplink0"))  # the link is back (a USB NIC replugged)
     assert edge.returned()
+
+
+# --- router7.runtime.rtnl agrees with pyroute2 ------------------------------------
+
+
+def _pyroute2_parse(data: bytes) -> list:
+    from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+
+    return list(MarshalRtnl().parse(data))
+
+
+def _kernel_dump() -> bytes:
+    """This host's links, addresses and routes as the kernel sends them (read only)."""
+    import socket as sk
+
+    out = b""
+    with sk.socket(sk.AF_NETLINK, sk.SOCK_RAW, sk.NETLINK_ROUTE) as s:
+        s.bind((0, 0))
+        for seq, msg_type in enumerate((rtnl.RTM_GETLINK, rtnl.RTM_GETADDR, rtnl.RTM_GETROUTE), 1):
+            s.send(rtnl.dump_request(msg_type, seq))
+            while True:
+                data = s.recv(1 << 20)
+                out += data
+                if _done(data):
+                    break
+    return out
+
+
+ATTRS = ["IFLA_IFNAME", "IFLA_ADDRESS", "IFLA_MTU", "IFLA_CARRIER", "IFA_ADDRESS", "IFA_LOCAL",
+         "IFA_LABEL", "IFA_FLAGS", "RTA_DST", "RTA_OIF", "RTA_GATEWAY", "RTA_PRIORITY",
+         "RTA_TABLE"]  # fmt: skip
+FIELDS = ["family", "index", "flags", "prefixlen", "table", "type", "proto", "tos"]
+
+
+def test_rtnl_reads_what_pyroute2_reads():
+    data = b"".join(
+        [
+            netlink.link(2, "uplink0", mac="02:aa:bb:cc:dd:ee", mtu=1492),
+            netlink.addr(2, "192.0.2.10/25"),
+            netlink.addr(2, "2001:db8::5/64", flags=0x40),
+            netlink.route("0.0.0.0/0", 2, gateway="192.0.2.1"),
+            netlink.route("2001:db8:100::/48", 3, rtype=7, table=200, new=False),
+        ]
+    )
+    with contextlib.suppress(OSError):  # no netlink here: the built messages still compare
+        data += _kernel_dump()
+    ours = list(rtnl.parse(data))
+    theirs = [m for m in _pyroute2_parse(data) if m.get("event") in rtnl.EVENTS.values()]
+    assert len(ours) == len(theirs) >= 5
+    for a, b in zip(ours, theirs, strict=True):
+        assert a["event"] == b.get("event")
+        assert {f: a.get(f) for f in FIELDS if f in b} == {f: b[f] for f in FIELDS if f in b}
+        assert {n: a.get_attr(n) for n in ATTRS} == {n: b.get_attr(n) for n in ATTRS}
+
+
+def test_rtnl_dump_request_is_what_pyroute2_encodes():
+    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+    from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+    for cls, msg_type in ((ifinfmsg, 18), (ifaddrmsg, 22), (rtmsg, 26)):
+        msg = cls()
+        msg["header"]["type"] = msg_type
+        msg["header"]["flags"] = rtnl.NLM_F_REQUEST | rtnl.NLM_F_DUMP
+        msg["header"]["sequence_number"] = 7
+        msg["family"] = 0
+        msg.encode()
+        assert rtnl.dump_request(msg_type, 7) == bytes(msg.data[: msg["header"]["length"]])

@@ -227,7 +227,9 @@ def test_restart_remembers_and_deprecates_a_prefix_that_changed_meanwhile(svc, t
     assert prefixes(t.sent[0][1]) == [("2001:db8:300::", 2700, 5400), ("2001:db8:100::", 0, 5300)]
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     data=st.binary(max_size=64).map(lambda b: bytes([133, 0]) + b) | st.binary(max_size=64),
     source=st.sampled_from(["fe80::1%lan0", "::", "garbage", "2001:db8::1"]),

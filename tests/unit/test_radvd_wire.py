@@ -152,3 +152,52 @@ def test_fuzz_option_lists_never_escape(options, source):
     except MalformedPacket:
         return
     assert rs.source == ipaddress.IPv6Address(source)
+
+
+def _scapy_ra(advert: RouterAdvert) -> bytes:
+    """The RA as scapy's layers build it (what radvd sent before packing it itself)."""
+    ra = ICMPv6ND_RA(cksum=0, chlim=advert.hop_limit, M=0, O=0, prf=0,
+                     routerlifetime=advert.router_lifetime, reachabletime=0, retranstimer=0)  # fmt: skip
+    ra /= ICMPv6NDOptSrcLLAddr(lladdr=advert.source_mac)
+    ra /= ICMPv6NDOptMTU(mtu=advert.mtu)
+    for p in advert.prefixes:
+        ra /= ICMPv6NDOptPrefixInfo(
+            prefixlen=p.prefix.prefixlen, L=int(p.on_link), A=int(p.autonomous),
+            validlifetime=p.valid, preferredlifetime=p.preferred,
+            prefix=str(p.prefix.network_address),
+        )  # fmt: skip
+    if advert.rdnss:
+        ra /= ICMPv6NDOptRDNSS(lifetime=advert.rdnss_lifetime, dns=[str(a) for a in advert.rdnss])
+    if advert.dnssl:
+        ra /= ICMPv6NDOptDNSSL(lifetime=advert.dnssl_lifetime, searchlist=list(advert.dnssl))
+    return bytes(ra)
+
+
+@pytest.mark.parametrize(
+    "advert",
+    [
+        ADVERT,
+        RouterAdvert(
+            router_lifetime=0,
+            prefixes=(),
+            rdnss=(),
+            rdnss_lifetime=0,
+            dnssl=(),
+            dnssl_lifetime=0,
+            mtu=1500,
+            source_mac="02:00:00:00:00:01",
+        ),  # fmt: skip
+        RouterAdvert(
+            router_lifetime=1800,
+            prefixes=(PrefixInfo(ipaddress.IPv6Network("2001:db8:1:2::/64"), 10, 20),),
+            rdnss=(LL, ipaddress.IPv6Address("2001:db8::53")),
+            rdnss_lifetime=600,
+            dnssl=("lan", "home.example.org"),
+            dnssl_lifetime=600,
+            mtu=1280,
+            source_mac="02:aa:bb:cc:dd:ee",
+        ),  # fmt: skip
+    ],
+)
+def test_encoded_ra_is_byte_for_byte_what_scapy_builds(advert):
+    assert encode_ra(advert) == _scapy_ra(advert)

@@ -239,6 +239,7 @@ _JSON = st.recursive(
 )
 
 
+@settings(deadline=None)
 @given(_JSON)
 def test_diag_parse_fuzz_only_value_errors(value):
     try:
@@ -249,6 +250,7 @@ def test_diag_parse_fuzz_only_value_errors(value):
     render.diag({**section, "url": "u"}, LINKS)
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=200))
 def test_diag_parse_fuzz_bytes(body):
     with contextlib.suppress(ValueError):  # anything else escaping is a bug
@@ -258,7 +260,9 @@ def test_diag_parse_fuzz_bytes(body):
 _TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=40)
 
 
-@settings(max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(hostname=_TEXT, vendor=_TEXT)
 def test_any_hostname_round_trips_through_the_html(tmp_path, hostname, vendor):
     """Escaping is complete: a parser gets back exactly the text, nothing becomes markup."""

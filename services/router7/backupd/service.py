@@ -5,7 +5,6 @@ Nothing is written. The runtime keeps the HTTP listeners on the LAN addresses.
 
 from __future__ import annotations
 
-from router7.backupd.http import Metrics, Root
 from router7.runtime.service import Service
 
 
@@ -15,6 +14,9 @@ class BackupdService(Service):
     uses_lan = False
 
     def http_root(self):
+        # Imported here: the site (and twisted.web) is built at the first connection.
+        from router7.backupd.http import Metrics, Root
+
         return Root(self.perm, Metrics(self.registry))
 
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import logging
 
-from router7.captured import http, ssh
+from router7.captured import http
 from router7.captured.sniffer import Sniffers
-from router7.captured.stream import Capture
+from router7.captured.ssh_on_demand import OnDemandSSHFactory, check_host_key
+from router7.captured.stream import RING_BYTES, Capture
 from router7.runtime import ports
 from router7.runtime.mgmt import management_site
 from router7.runtime.service import Service
@@ -43,6 +44,12 @@ class CapturedService(Service):
     def add_arguments(cls, parser):
         parser.add_argument("--ring-size", type=_positive, default=50_000, help="packets kept")
         parser.add_argument(
+            "--ring-bytes",
+            type=_positive,
+            default=RING_BYTES,
+            help="bytes of packet data kept (the oldest packets go first past either bound)",
+        )
+        parser.add_argument(
             "--snaplen", type=_positive, default=1600, help="bytes kept of each packet"
         )
         parser.add_argument(
@@ -51,16 +58,19 @@ class CapturedService(Service):
 
     def start(self):
         interfaces = list(dict.fromkeys([self.args.uplink, self.args.lan]))
-        self.capture = Capture(interfaces, self.args.ring_size, self.args.snaplen)
+        self.capture = Capture(
+            interfaces, self.args.ring_size, self.args.snaplen, self.args.ring_bytes
+        )
         self.sniffers = Sniffers(self.reactor, interfaces, self.capture.add)
         self.sniffers.start()
         self.checker = None
         if self.args.ssh_port:
             try:
-                factory, self.checker = ssh.ssh_factory(self.capture, self.reactor, self.perm)
+                check_host_key(self.perm)
+                self.checker = OnDemandSSHFactory(self.capture, self.reactor, self.perm)
                 # The same LAN-only binding as the HTTP site.
-                self.listeners.tcp(self.args.ssh_port, factory, name="ssh")
-            except (OSError, ValueError, ssh.keys.BadKeyError, ssh.keys.EncryptedKeyError) as e:
+                self.listeners.tcp(self.args.ssh_port, self.checker, name="ssh")
+            except (OSError, ValueError) as e:
                 # A broken host key must not cost the capture and its HTTP side.
                 log.error("SSH disabled: cannot load the host key: %s", e)
 

@@ -23,16 +23,24 @@ from router7.captured.ring import Packet, Ring
 log = logging.getLogger(__name__)
 
 BATCH = 256  # packets per transport write: fewer, larger writes
+# The ring's byte bound (frame data): 16 MiB, about 10 000 full-size frames.
+RING_BYTES = 16 << 20
 
 
 class Capture:
     """The ring plus everyone following it. Pure: no sockets, no reactor."""
 
-    def __init__(self, interfaces: Iterable[str], ring_size: int = 50_000, snaplen: int = 1600):
+    def __init__(
+        self,
+        interfaces: Iterable[str],
+        ring_size: int = 50_000,
+        snaplen: int = 1600,
+        ring_bytes: int | None = RING_BYTES,
+    ):
         self.interfaces = tuple(interfaces)
         self.ids = {name: i for i, name in enumerate(self.interfaces)}
         self.snaplen = snaplen
-        self.ring = Ring(ring_size)
+        self.ring = Ring(ring_size, ring_bytes)
         self.streams: set[PcapngStream] = set()
         self.packets: Counter[tuple[str, str]] = Counter()  # (interface, direction)
         self.truncated: Counter[str] = Counter()

@@ -14,13 +14,11 @@ from collections import Counter
 
 from router7.dhcp4d import config as configmod
 from router7.dhcp4d import store, wire
-from router7.dhcp4d.http import StatusPage, registry_for
 from router7.dhcp4d.leases import Lease, LeaseTable
 from router7.dhcp4d.oui import VendorDB
 from router7.dhcp4d.pool import Pool, PoolError
 from router7.dhcp4d.server import Dhcp4Server, Stats, triage
 from router7.dhcp4d.transport import Dhcp4Transport
-from router7.runtime.mgmt import management_site
 from router7.runtime.service import Service
 from router7.runtime.statefile import StateFileError
 
@@ -52,6 +50,10 @@ class Dhcp4dService(Service):
 
     def http_site(self):
         # POST /sethostname needs the admin credential and a same-origin form (issue 16).
+        # Imported here: the site (and twisted.web) is built at the first connection.
+        from router7.dhcp4d.http import StatusPage, registry_for
+        from router7.runtime.mgmt import management_site
+
         return management_site(StatusPage(self), registry_for(self, self.registry), perm=self.perm)
 
     def reload(self):

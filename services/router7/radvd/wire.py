@@ -1,25 +1,17 @@
 """Router Advertisement encoding and Router Solicitation decoding (RFC 4861 §4.1, §4.2).
 
-scapy builds and dissects the ICMPv6 messages. The kernel fills in the ICMPv6
-checksum of a raw ICMPv6 socket (and verifies it on receipt), so we send the
-bare ICMPv6 message with a zero checksum and never see the IPv6 header.
+The kernel fills in the ICMPv6 checksum of a raw ICMPv6 socket (and verifies it on
+receipt), so we send the bare ICMPv6 message with a zero checksum and never see the
+IPv6 header. The RA is five kinds of fixed-layout blocks, packed here with struct:
+scapy, which the tests use to parse them back, would cost radvd about 32 MiB and
+0.15 s of start-up (bench/memory.py).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import struct
 from dataclasses import dataclass
-
-from scapy.layers.inet6 import (
-    ICMPv6ND_RA,
-    ICMPv6ND_RS,
-    ICMPv6NDOptDNSSL,
-    ICMPv6NDOptMTU,
-    ICMPv6NDOptPrefixInfo,
-    ICMPv6NDOptRDNSS,
-    ICMPv6NDOptSrcLLAddr,
-    IPv6,
-)
 
 from .plan import RouterAdvert
 
@@ -33,44 +25,58 @@ class MalformedPacket(ValueError):
     """A packet that RFC 4861 says to discard silently; the reason names the check."""
 
 
-def build_ra(advert: RouterAdvert, cksum: int | None = 0) -> ICMPv6ND_RA:
-    """The RA as a scapy packet; ``cksum=None`` lets scapy compute it under an IPv6 layer."""
-    ra = ICMPv6ND_RA(
-        cksum=cksum,
-        chlim=advert.hop_limit,
-        M=0,
-        O=0,
-        prf=0,  # medium
-        routerlifetime=advert.router_lifetime,
-        reachabletime=0,
-        retranstimer=0,
-    )
-    ra /= ICMPv6NDOptSrcLLAddr(lladdr=advert.source_mac)
-    ra /= ICMPv6NDOptMTU(mtu=advert.mtu)
-    for p in advert.prefixes:
-        ra /= ICMPv6NDOptPrefixInfo(
-            prefixlen=p.prefix.prefixlen,
-            L=int(p.on_link),
-            A=int(p.autonomous),
-            validlifetime=p.valid,
-            preferredlifetime=p.preferred,
-            prefix=str(p.prefix.network_address),
-        )
-    if advert.rdnss:
-        ra /= ICMPv6NDOptRDNSS(lifetime=advert.rdnss_lifetime, dns=[str(a) for a in advert.rdnss])
-    if advert.dnssl:
-        ra /= ICMPv6NDOptDNSSL(lifetime=advert.dnssl_lifetime, searchlist=list(advert.dnssl))
-    return ra
+_OPT_PREFIX, _OPT_MTU, _OPT_RDNSS, _OPT_DNSSL = 3, 5, 25, 31
+
+
+def _option(kind: int, body: bytes) -> bytes:
+    """A ND option: type, length in units of 8 bytes, body zero-padded to fit."""
+    body += b"\x00" * (-(len(body) + 2) % 8)
+    return bytes([kind, (len(body) + 2) // 8]) + body
+
+
+def _dns_name(name: str) -> bytes:
+    labels = [label.encode("ascii") for label in name.rstrip(".").split(".") if label]
+    return b"".join(bytes([len(label)]) + label for label in labels) + b"\x00"
 
 
 def encode_ra(advert: RouterAdvert) -> bytes:
-    """The ICMPv6 payload for a raw ICMPv6 socket (checksum left to the kernel)."""
-    return bytes(build_ra(advert))
+    """The ICMPv6 payload for a raw ICMPv6 socket (checksum left to the kernel).
+
+    M=0, O=0, medium preference, reachable time and retransmit timer unspecified.
+    """
+    out = [
+        struct.pack(
+            "!BBHBBHII", ICMPV6_RA, 0, 0, advert.hop_limit, 0, advert.router_lifetime, 0, 0
+        ),
+        _option(_OPT_SLLA, bytes.fromhex(advert.source_mac.replace(":", ""))),
+        _option(_OPT_MTU, struct.pack("!HI", 0, advert.mtu)),
+    ]
+    for p in advert.prefixes:
+        flags = (0x80 if p.on_link else 0) | (0x40 if p.autonomous else 0)
+        out.append(
+            _option(
+                _OPT_PREFIX,
+                struct.pack("!BBIII", p.prefix.prefixlen, flags, p.valid, p.preferred, 0)
+                + p.prefix.network_address.packed,
+            )
+        )
+    if advert.rdnss:
+        addrs = b"".join(ipaddress.IPv6Address(a).packed for a in advert.rdnss)
+        out.append(_option(_OPT_RDNSS, struct.pack("!HI", 0, advert.rdnss_lifetime) + addrs))
+    if advert.dnssl:
+        names = b"".join(_dns_name(n) for n in advert.dnssl)
+        out.append(_option(_OPT_DNSSL, struct.pack("!HI", 0, advert.dnssl_lifetime) + names))
+    return b"".join(out)
 
 
-def ra_packet(advert: RouterAdvert, source, destination=ALL_NODES) -> IPv6:
-    """The full IPv6 packet as it appears on the wire (for tests and captures)."""
-    return IPv6(src=str(source), dst=str(destination), hlim=255) / build_ra(advert, cksum=None)
+def ra_packet(advert: RouterAdvert, source, destination=ALL_NODES):
+    """The full IPv6 packet as scapy sees it on the wire (for tests and captures only:
+    scapy is imported here, not by the daemon)."""
+    from scapy.layers.inet6 import ICMPv6ND_RA, IPv6
+
+    ra = ICMPv6ND_RA(encode_ra(advert))
+    del ra.cksum  # back to scapy's default: computed under the IPv6 layer
+    return IPv6(src=str(source), dst=str(destination), hlim=255) / ra
 
 
 @dataclass(frozen=True)
@@ -113,9 +119,15 @@ def decode_rs(data: bytes, source: str, hop_limit: int | None) -> RouterSolicita
         offset += length
     if src.is_unspecified and has_slla:
         raise MalformedPacket("source link-layer address from the unspecified address")
-    mac = None
-    if has_slla:
-        rs = ICMPv6ND_RS(data)
-        opt = rs.getlayer(ICMPv6NDOptSrcLLAddr)
-        mac = opt.lladdr if opt is not None else None
-    return RouterSolicitation(src, mac)
+    return RouterSolicitation(src, _first_slla(options))
+
+
+def _first_slla(options: bytes) -> str | None:
+    """The first Source Link-Layer Address option's MAC (options already validated)."""
+    offset = 0
+    while offset < len(options):
+        kind, length = options[offset], options[offset + 1] * 8
+        if kind == _OPT_SLLA:
+            return ":".join(f"{b:02x}" for b in options[offset + 2 : offset + 8])
+        offset += length
+    return None

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 
-from router7.runtime.mgmt import EXCLUDED_NETS, is_private
 from router7.runtime.netlink import Address
+from router7.runtime.private import EXCLUDED_NETS, is_private
 from router7.runtime.uplink import is_uplink
 
 log = logging.getLogger(__name__)

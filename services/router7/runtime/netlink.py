@@ -8,8 +8,8 @@ the socket's fd with ``reactor.addReader``. No thread: the events arrive in
 the reactor's own order, and handlers need no locks.
 
 ``NetState`` is the socket-free core: it takes raw netlink bytes (a dump or an
-event), updates its view and returns what changed. The unit tests feed it
-messages built with pyroute2's message classes.
+event), updates its view and returns what changed; ``rtnl`` decodes the bytes.
+The unit tests feed it messages built with pyroute2's message classes.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST
-from pyroute2.netlink.rtnl import (
+from router7.runtime import rtnl
+from router7.runtime.rtnl import (
     RTM_GETADDR,
     RTM_GETLINK,
     RTM_GETROUTE,
@@ -33,13 +33,8 @@ from pyroute2.netlink.rtnl import (
     RTMGRP_IPV6_ROUTE,
     RTMGRP_LINK,
 )
-from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
-from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
-from pyroute2.netlink.rtnl.marshal import MarshalRtnl
-from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 log = logging.getLogger(__name__)
-logging.getLogger("pyroute2").setLevel(logging.INFO)  # its debug output is a wall of dicts
 
 GROUPS = (
     RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE
@@ -116,7 +111,6 @@ class NetState:
     """The view of links, addresses and routes; ``feed`` applies netlink messages."""
 
     def __init__(self):
-        self._marshal = MarshalRtnl()
         self.reset()
 
     def reset(self) -> None:
@@ -129,7 +123,7 @@ class NetState:
     def feed(self, data: bytes) -> list[Change]:
         """Apply every message in ``data`` (one recv's worth); returns the changes."""
         changes = []
-        for msg in self._marshal.parse(data):
+        for msg in rtnl.parse(data):
             change = self.apply(msg)
             if change is not None:
                 changes.append(change)
@@ -304,16 +298,6 @@ class CarrierEdge:
         return back
 
 
-def _dump_request(cls, msg_type: int, seq: int) -> bytes:
-    msg = cls()
-    msg["header"]["type"] = msg_type
-    msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_DUMP
-    msg["header"]["sequence_number"] = seq
-    msg["family"] = socket.AF_UNSPEC
-    msg.encode()
-    return bytes(msg.data[: msg["header"]["length"]])
-
-
 def dump(state: NetState) -> list[Change]:
     """Read every link, address and route into ``state`` (blocking; quick local syscalls)."""
     changes = []
@@ -321,10 +305,8 @@ def dump(state: NetState) -> list[Change]:
         socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
     ) as s:
         s.bind((0, 0))
-        for seq, (cls, msg_type) in enumerate(
-            ((ifinfmsg, RTM_GETLINK), (ifaddrmsg, RTM_GETADDR), (rtmsg, RTM_GETROUTE)), start=1
-        ):
-            s.send(_dump_request(cls, msg_type, seq))
+        for seq, msg_type in enumerate((RTM_GETLINK, RTM_GETADDR, RTM_GETROUTE), start=1):
+            s.send(rtnl.dump_request(msg_type, seq))
             while True:
                 data = s.recv(1 << 20)
                 changes += state.feed(data)

@@ -20,16 +20,18 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, CollectorRegistry
-from twisted.internet import defer
+from twisted.internet import defer, protocol
 from twisted.logger import STDLibLogObserver, globalLogBeginner
-from twisted.web import resource, server
 
 from router7.runtime import notify, ports, sdnotify
 from router7.runtime.listeners import ListenerPool
-from router7.runtime.mgmt import management_site
 from router7.runtime.netlink import Change, NetlinkMonitor, NetState
+
+if TYPE_CHECKING:
+    from twisted.web import resource, server
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,29 @@ def setup_logging(level: str, service: str) -> None:
     root.setLevel(level.upper())
     # Twisted's own log events go through the same handler.
     globalLogBeginner.beginLoggingTo([STDLibLogObserver(name="twisted")], redirectStandardIO=False)
+
+
+class OnDemandSite(protocol.ServerFactory):
+    """A management port whose site is built at its first connection.
+
+    twisted.web costs each daemon about 4 MiB and 0.05 s of start-up
+    (bench/memory.py), and most daemons' management ports (/metrics) are never
+    asked; those whose own modules use twisted.web build the site just as late.
+    """
+
+    def __init__(self, build):
+        self._build = build
+        self.site = None
+
+    def buildProtocol(self, addr):
+        if self.site is None:
+            self.site = self._build()
+            self.site.doStart()
+        return self.site.buildProtocol(addr)
+
+    def stopFactory(self):
+        if self.site is not None:
+            self.site.doStop()
 
 
 class Service:
@@ -133,7 +158,11 @@ class Service:
 
     def http_site(self) -> server.Site:
         """What the management port serves; /metrics shows ``self.registry``. Anything
-        but GET/HEAD needs the admin credential (router7.runtime.auth)."""
+        but GET/HEAD needs the admin credential (router7.runtime.auth).
+
+        Called at the port's first connection, not at start (see OnDemandSite)."""
+        from router7.runtime.mgmt import management_site
+
         return management_site(self.http_root(), self.registry, perm=self.perm)
 
     def net_changed(self, changes: list[Change]) -> None:
@@ -258,7 +287,7 @@ class Service:
                 return  # e.g. netconfigd --once
             port = getattr(self.args, "http_port", 0)
             if port:
-                self.listeners.tcp(port, self.http_site())
+                self.listeners.tcp(port, OnDemandSite(self.http_site))
             self.listeners.refresh()
             self._ready = True
             sdnotify.sd_notify("READY=1")

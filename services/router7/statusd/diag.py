@@ -13,7 +13,9 @@ from twisted.internet import defer
 from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory, readBody
 from twisted.web.http_headers import Headers
 
-DEFAULT_URL = "http://127.0.0.1:7733/health.json"
+from router7.runtime import ports
+
+DEFAULT_URL = f"http://127.0.0.1:{ports.HTTP['diagd']}/health.json"
 
 
 def parse(body: bytes) -> dict:

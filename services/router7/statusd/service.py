@@ -12,8 +12,10 @@ import argparse
 
 from router7.runtime import ports
 from router7.runtime.service import Service
-from router7.statusd.diag import DEFAULT_URL, DiagClient
-from router7.statusd.http import Metrics, Status, links_factory, make_site
+
+# statusd.diag and statusd.http (twisted.web) are imported when the site is built, at the
+# first connection: the page costs memory only once someone has looked at it.
+DEFAULT_DIAGD_URL = f"http://127.0.0.1:{ports.HTTP['diagd']}/health.json"  # = diag.DEFAULT_URL
 
 
 def _metrics_port(text: str) -> tuple[str, int]:
@@ -29,7 +31,7 @@ class StatusdService(Service):
 
     @classmethod
     def add_arguments(cls, parser):
-        parser.add_argument("--diagd-url", default=DEFAULT_URL, help="diagd's health.json")
+        parser.add_argument("--diagd-url", default=DEFAULT_DIAGD_URL, help="diagd's health.json")
         parser.add_argument(
             "--diagd-timeout", type=float, default=4.0, help="seconds to wait for diagd"
         )
@@ -44,6 +46,9 @@ class StatusdService(Service):
         )
 
     def http_site(self):
+        from router7.statusd.diag import DiagClient
+        from router7.statusd.http import Metrics, Status, links_factory, make_site
+
         service_ports = {**ports.HTTP, **dict(self.args.metrics)}
         service_ports = {name: port for name, port in service_ports.items() if port}
         status = Status(
