@@ -18,7 +18,6 @@ from router7.netconfigd.apply import Applier
 from router7.netconfigd.config import ConfigStore
 from router7.netconfigd.metrics import Metrics
 from router7.netconfigd.nft import own_counters
-from router7.runtime import auth
 from router7.runtime.service import Service
 
 log = logging.getLogger(__name__)
@@ -77,6 +76,10 @@ class Netconfigd(Service):
         """netconfigd starts first: it creates the router's admin credential (issue 16).
         Shown once in the journal at warning level (which the image forwards to the
         console) and once on the status page (statusd)."""
+        # Imported here: auth's HTTP guard pulls in twisted.web, which netconfigd
+        # otherwise loads only at its management port's first connection.
+        from router7.runtime import auth
+
         try:
             token, created = auth.load_or_create(self.perm)
         except OSError as e:
