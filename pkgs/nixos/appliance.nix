@@ -41,6 +41,13 @@ in
   # org.router7.testshell port, which real hardware never has.
   services.udev.packages = [ config.services.router7.package ];
 
+  # As pkgs/debian/rootfs/etc/systemd/journald.conf.d/router7-console.conf: warnings
+  # reach the serial console, where the owner reads the admin credential on first boot.
+  services.journald.extraConfig = ''
+    ForwardToConsole=yes
+    MaxLevelConsole=warning
+  '';
+
   # From profiles/image-based-appliance.nix, without its networking.useNetworkd:
   # the system is replaced whole (slot A/B or netboot), never rebuilt in place.
   nix.enable = false;

@@ -89,6 +89,8 @@ in
     services.radvd = attrs;
     # nixos/modules/services/system/userborn.nix
     services.userborn.enable = bool false;
+    # nixos/modules/system/boot/systemd/journald.nix
+    services.journald.extraConfig = lines;
     # nixos/modules/services/hardware/udev.nix
     services.udev.packages = list;
     # nixos/modules/config/sysctl.nix
