@@ -42,6 +42,7 @@ SERVICES = (
     RouterService("netconfigd", 10),
     RouterService("dhcp4", 20, lan=False),
     RouterService("dhcp6", 20, lan=False),
+    RouterService("failoverd", 20, lan=False),
     RouterService("dhcp4d", 30),
     RouterService("radvd", 30),
     RouterService("dnsd", 30),

@@ -35,6 +35,7 @@ NOTIFY = (
     "statusd",
     "dhcp4",
     "dhcp6",
+    "failoverd",
 )
 
 
