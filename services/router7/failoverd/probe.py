@@ -75,10 +75,11 @@ class Prober:
         self._targets = tuple(targets)
         self._sent = {}
         for dest in dict.fromkeys([d for d in (self._gateway, *self._targets) if d]):
+            self._sent[dest] = False  # before sending: a reply may come at once
             try:
                 self.send(dest, self.seq)
-                self._sent[dest] = False
             except OSError as e:
+                del self._sent[dest]
                 log.debug("probe to %s: %s", dest, e)
         self._call = self.clock.callLater(self.interval, self._tick)
 

@@ -174,9 +174,7 @@ def _rule_matches(msg, r: Rule) -> bool:
     if (msg.get_attr("FRA_OIFNAME") or None) != r.oif:
         return False
     supp = msg.get_attr("FRA_SUPPRESS_PREFIXLEN")
-    if r.suppress_prefixlength is not None and supp != r.suppress_prefixlength:
-        return False
-    return True
+    return r.suppress_prefixlength is None or supp == r.suppress_prefixlength
 
 
 def _delete(ipr, m, table: int, errors: list[str]) -> None:

@@ -260,6 +260,10 @@ class Inputs:
     wireguard: tuple[WireguardInterface, ...] = ()
     dhcp4: Dhcp4Lease | None = None
     dhcp6: Dhcp6Lease | None = None
+    # Failover (docs/failover.md): each backup uplink's DHCPv4 lease, and the uplink
+    # failoverd chose to carry the default route (None: the primary, as with one uplink).
+    backup_dhcp4: tuple[tuple[str, Dhcp4Lease], ...] = ()
+    active_uplink: str | None = None
 
 
 # --- schemas and parsers (one per file) ----------------------------------------
@@ -441,6 +445,26 @@ def parse_dhcp6_lease(obj: Any, path: str) -> Dhcp6Lease | None:
         tuple(h.network for h in lease.prefixes),
         tuple(h.network.network_address for h in lease.addresses),
     )
+
+
+def read_backup_leases(
+    perm: Path, interfaces: Interfaces, primary: str = "uplink0"
+) -> tuple[tuple[tuple[str, Dhcp4Lease], ...], list[StateFileError]]:
+    """The DHCPv4 leases of the backup uplinks named in interfaces.json (uplink1, ...)."""
+    out, errors = [], []
+    for name in interfaces.uplink_priorities(primary):
+        if name == primary:
+            continue
+        try:
+            obj = read_json_raw(dhcp4_lease.lease_path(perm, name))[0]
+            lease = parse_dhcp4_lease(obj, str(dhcp4_lease.lease_path(perm, name)))
+        except StateFileError as e:
+            if e.reason != "does not exist":
+                errors.append(e)
+            continue
+        if lease is not None:
+            out.append((name, lease))
+    return tuple(out), errors
 
 
 def read_interfaces(perm: Path) -> Interfaces:
