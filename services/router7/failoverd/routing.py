@@ -108,7 +108,7 @@ class PolicyRouting:
             if r.oif:
                 kw["oifname"] = r.oif
             if r.suppress_prefixlength is not None:
-                kw["suppress_prefixlength"] = r.suppress_prefixlength
+                kw["suppress_prefixlen"] = r.suppress_prefixlength
             try:
                 ipr.rule("add", **kw)
                 log.info("rule %s", r)
