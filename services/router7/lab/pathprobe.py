@@ -16,6 +16,7 @@ NAT entry would keep the flow pinned to the failed uplink.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import select
 import socket
@@ -26,12 +27,13 @@ from collections.abc import Iterable
 PORT = 7777
 
 
-def serve(port: int = PORT) -> None:
+def serve(addresses: Iterable[str], port: int = PORT) -> None:
+    """Answer on each of ``addresses`` (bound one by one, so a reply leaves from the
+    address the datagram was sent to, whatever the routes prefer)."""
     socks = []
-    for family, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+    for addr in addresses:
+        family = socket.AF_INET6 if ":" in addr else socket.AF_INET
         s = socket.socket(family, socket.SOCK_DGRAM)
-        if family == socket.AF_INET6:
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         s.bind((addr, port))
         socks.append(s)
     print("serving", flush=True)
@@ -57,10 +59,8 @@ def send(to: str, port: int, interval: float, duration: float, out=sys.stdout) -
         if now >= next_send:
             seq += 1
             sent[seq] = now
-            try:
+            with contextlib.suppress(OSError):  # no route for a moment: a lost probe
                 s.sendto(str(seq).encode(), (to, port))
-            except OSError:
-                pass  # no route for a moment: a lost probe
             next_send += interval
         ready, _, _ = select.select([s], [], [], max(0.0, next_send - time.monotonic()))
         if ready:
@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     sv = sub.add_parser("serve", help="UDP echo answering with the source address it saw")
     sv.add_argument("--port", type=int, default=PORT)
+    sv.add_argument("--bind", action="append", required=True, help="address to answer on")
     sd = sub.add_parser("send", help="send every --interval, print a JSON line per reply")
     sd.add_argument("--to", required=True)
     sd.add_argument("--port", type=int, default=PORT)
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     sd.add_argument("--duration", type=float, default=60.0)
     args = p.parse_args(argv)
     if args.cmd == "serve":
-        serve(args.port)
+        serve(args.bind, args.port)
     else:
         send(args.to, args.port, args.interval, args.duration)
 
