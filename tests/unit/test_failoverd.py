@@ -292,3 +292,19 @@ def test_policy_rules_keep_specific_routes_in_main():
     assert Rule(1000, 100, src="192.0.2.50/32") in rules
     assert Rule(1101, 101, oif="uplink1") in rules
     assert not any(r.src and r.table == 101 for r in rules)  # no address yet: no from-rule
+
+
+def test_switch_time_is_last_old_reply_to_first_new_one():
+    from router7.lab.pathprobe import parse, switch_time
+
+    lines = [
+        '{"seq": 1, "sent": 10.0, "via": "192.0.2.10"}',
+        '{"seq": 2, "sent": 10.05, "via": "192.0.2.10"}',
+        "garbage",
+        '{"seq": 9, "sent": 10.4, "via": "100.64.0.10"}',
+        '{"seq": 20, "sent": 11.0, "via": "192.0.2.10"}',
+    ]
+    records = parse(lines)
+    assert switch_time(records, "192.0.2.", "100.64.0.", after=10.1) == pytest.approx(0.35)
+    assert switch_time(records, "100.64.0.", "192.0.2.", after=10.5) == pytest.approx(0.6)
+    assert switch_time(records, "100.64.0.", "192.0.2.", after=12) is None

@@ -87,14 +87,12 @@ def parse(lines: Iterable[str]) -> list[dict]:
 
 
 def switch_time(records: list[dict], old: str, new: str, after: float = 0.0) -> float | None:
-    """Seconds from the last reply through ``old`` to the first through ``new`` (both sent
-    after ``after``; ``old``/``new`` match the start of ``via``, so a prefix works)."""
+    """Seconds from the last reply through ``old`` to the first through ``new`` sent after
+    ``after`` (``old``/``new`` match the start of ``via``, so a prefix works)."""
     first_new = next((r for r in records if r["sent"] >= after and r["via"].startswith(new)), None)
     if first_new is None:
         return None
-    last_old = [
-        r for r in records if after <= r["sent"] < first_new["sent"] and r["via"].startswith(old)
-    ]
+    last_old = [r for r in records if r["sent"] < first_new["sent"] and r["via"].startswith(old)]
     if not last_old:
         return None
     return first_new["sent"] - last_old[-1]["sent"]
