@@ -308,3 +308,28 @@ def test_switch_time_is_last_old_reply_to_first_new_one():
     assert switch_time(records, "192.0.2.", "100.64.0.", after=10.1) == pytest.approx(0.35)
     assert switch_time(records, "100.64.0.", "192.0.2.", after=10.5) == pytest.approx(0.6)
     assert switch_time(records, "100.64.0.", "192.0.2.", after=12) is None
+
+
+def test_dnsd_uses_the_resolvers_of_uplinks_that_are_up(tmp_path):
+    import json
+
+    from router7.dnsd.upstreams import lease_resolvers, resolver_uplinks
+
+    def lease(path, dns):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            json.dumps(
+                {"address": "192.0.2.10/25", "router": "192.0.2.1", "dns": dns, "lease_time": 120}
+            )
+        )
+
+    lease(tmp_path / "dhcp4/wire/lease.json", ["198.51.100.53"])
+    lease(tmp_path / "dhcp4/uplink1/lease.json", ["203.0.113.10"])
+    assert resolver_uplinks(tmp_path) == ["uplink0"]  # no failover state: as before
+    assert [u.host for u in lease_resolvers(tmp_path)] == ["198.51.100.53"]
+    m = machine()
+    statefile.write(tmp_path, m)
+    assert [u.host for u in lease_resolvers(tmp_path)] == ["198.51.100.53", "203.0.113.10"]
+    m.carrier_changed("uplink0", False, 1)
+    statefile.write(tmp_path, m)
+    assert [u.host for u in lease_resolvers(tmp_path)] == ["203.0.113.10"]
