@@ -45,25 +45,38 @@ class UplinkRoute:
     ifname: str
     address: ipaddress.IPv4Address | None
     gateway: ipaddress.IPv4Address | None
+    # IPv6: the delegated prefixes (LAN hosts' source addresses) and the router the
+    # uplink's RAs announce (a link-local address).
+    prefixes6: tuple[ipaddress.IPv6Network, ...] = ()
+    gateway6: str | None = None
 
 
 @dataclass(frozen=True)
 class Rule:
     priority: int
     table: int
-    src: str | None = None  # "a.b.c.d/32"
+    src: str | None = None  # "a.b.c.d/32", "2001:db8::/48"
     oif: str | None = None
     suppress_prefixlength: int | None = None
+    family: int = socket.AF_INET
 
 
 def wanted_rules(uplinks: list[UplinkRoute]) -> list[Rule]:
     rules = [Rule(RULE_MAIN, 254, suppress_prefixlength=0)]
+    rules6 = [Rule(RULE_MAIN, 254, suppress_prefixlength=0, family=socket.AF_INET6)]
     for u in uplinks:
         n, table = uplink_number(u.ifname), table_for(u.ifname)
         if u.address is not None:
             rules.append(Rule(RULE_FROM + n, table, src=f"{u.address}/32"))
         rules.append(Rule(RULE_OIF + n, table, oif=u.ifname))
-    return rules
+        # Source routing: LAN hosts' packets leave through the uplink that owns their
+        # source prefix (the other ISP would drop them, BCP 38). One prefix per uplink.
+        if u.prefixes6:
+            rules6.append(
+                Rule(RULE_FROM + n, table, src=str(u.prefixes6[0]), family=socket.AF_INET6)
+            )
+        rules6.append(Rule(RULE_OIF + n, table, oif=u.ifname, family=socket.AF_INET6))
+    return rules + rules6
 
 
 class PolicyRouting:
@@ -79,14 +92,45 @@ class PolicyRouting:
     def apply(self, uplinks: list[UplinkRoute]) -> list[str]:
         errors: list[str] = []
         with self.ipr_factory() as ipr:
-            self._rules(ipr, wanted_rules(uplinks), errors)
+            rules = wanted_rules(uplinks)
+            for family in (socket.AF_INET, socket.AF_INET6):
+                self._rules(ipr, family, [r for r in rules if r.family == family], errors)
             for u in uplinks:
                 self._table(ipr, u, errors)
+                self._table6(ipr, u, errors)
         return errors
 
-    def _rules(self, ipr, wanted: list[Rule], errors: list[str]) -> None:
+    def _table6(self, ipr, u: UplinkRoute, errors: list[str]) -> None:
+        table = table_for(u.ifname)
+        idx = ipr.link_lookup(ifname=u.ifname)
+        current = [
+            m
+            for m in ipr.get_routes(family=socket.AF_INET6, table=table)
+            if m["proto"] == RTPROT_FAILOVER
+        ]
+        if not idx or u.gateway6 is None:
+            for m in current:
+                _delete(ipr, m, table, errors, family=socket.AF_INET6)
+            return
+        if any(
+            m.get_attr("RTA_GATEWAY") == u.gateway6 and m.get_attr("RTA_OIF") == idx[0]
+            for m in current
+        ):
+            return
+        for m in current:
+            _delete(ipr, m, table, errors, family=socket.AF_INET6)
+        try:
+            ipr.route(
+                "replace", family=socket.AF_INET6, dst="::/0", gateway=u.gateway6, oif=idx[0],
+                table=table, proto=RTPROT_FAILOVER,
+            )  # fmt: skip
+            log.info("table %d: default via %s dev %s", table, u.gateway6, u.ifname)
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"table {table} default via {u.gateway6}: {e}")
+
+    def _rules(self, ipr, family: int, wanted: list[Rule], errors: list[str]) -> None:
         have = {}
-        for msg in ipr.get_rules(family=socket.AF_INET):
+        for msg in ipr.get_rules(family=family):
             prio = msg.get_attr("FRA_PRIORITY")
             if prio in OUR_PRIORITIES:
                 have[prio] = msg
@@ -97,11 +141,11 @@ class PolicyRouting:
                 want.pop(prio)
                 continue
             try:
-                ipr.rule("del", family=socket.AF_INET, priority=prio)
+                ipr.rule("del", family=family, priority=prio)
             except Exception as e:  # noqa: BLE001
                 errors.append(f"rule {prio}: {e}")
         for r in want.values():
-            kw = {"family": socket.AF_INET, "priority": r.priority, "table": r.table}
+            kw = {"family": family, "priority": r.priority, "table": r.table}
             if r.src:
                 addr, plen = r.src.split("/")
                 kw.update(src=addr, src_len=int(plen))
@@ -177,10 +221,11 @@ def _rule_matches(msg, r: Rule) -> bool:
     return r.suppress_prefixlength is None or supp == r.suppress_prefixlength
 
 
-def _delete(ipr, m, table: int, errors: list[str]) -> None:
+def _delete(ipr, m, table: int, errors: list[str], family: int = socket.AF_INET) -> None:
+    zero = "0.0.0.0" if family == socket.AF_INET else "::"
     try:
         ipr.route(
-            "del", table=table, dst=f"{m.get_attr('RTA_DST') or '0.0.0.0'}/{m['dst_len']}",
+            "del", family=family, table=table, dst=f"{m.get_attr('RTA_DST') or zero}/{m['dst_len']}",
             proto=m["proto"],
         )  # fmt: skip
     except Exception as e:  # noqa: BLE001

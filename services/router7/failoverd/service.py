@@ -23,6 +23,7 @@ import logging
 from twisted.web import resource
 
 from router7.dhcp4 import lease as dhcp4_lease
+from router7.dhcp6 import lease as dhcp6_lease
 from router7.failoverd import state as statefile
 from router7.failoverd.health import Failover, Transition
 from router7.failoverd.metrics import Metrics
@@ -89,6 +90,11 @@ class Failoverd(Service):
             carrier = link is not None and link.up and link.has_carrier
             self._transition(self.machine.carrier_changed(name, carrier, now))
         self._flush_if_moved()
+        if any(
+            self._gateway6(name) != getattr(self.routes.get(name), "gateway6", None)
+            for name in self.machine.uplinks
+        ):
+            self._leases()  # an uplink's IPv6 router appeared or changed: its table follows
 
     def http_root(self):
         return Pages(StatePage(self), {b"state.json": StatePage(self)})
@@ -162,13 +168,27 @@ class Failoverd(Service):
             except StateFileError as e:
                 if e.reason != "does not exist":
                     log.warning("%s", e)
-            routes[name] = UplinkRoute(name, address, gateway)
+            prefixes6: tuple = ()
+            try:
+                lease6 = dhcp6_lease.read(dhcp6_lease.lease_path(self.perm, name))
+                prefixes6 = tuple(h.network for h in lease6.prefixes)
+            except StateFileError as e:
+                if e.reason != "does not exist":
+                    log.warning("%s", e)
+            routes[name] = UplinkRoute(name, address, gateway, prefixes6, self._gateway6(name))
         self.routes = routes
         for name, route in routes.items():
             self._bind(name, route)
         errors = self.routing.apply(list(routes.values())) if len(routes) > 1 else []
         for err in errors:
             log.error("policy routing: %s", err)
+
+    def _gateway6(self, name: str) -> str | None:
+        """The IPv6 router the uplink's RAs announce (the kernel's default route)."""
+        for r in self.net.default_routes(6, name):
+            if r.gateway:
+                return r.gateway
+        return None
 
     def _bind(self, name: str, route: UplinkRoute | None) -> None:
         sock = self.sockets.get(name)

@@ -263,6 +263,7 @@ class Inputs:
     # Failover (docs/failover.md): each backup uplink's DHCPv4 lease, and the uplink
     # failoverd chose to carry the default route (None: the primary, as with one uplink).
     backup_dhcp4: tuple[tuple[str, Dhcp4Lease], ...] = ()
+    backup_dhcp6: tuple[tuple[str, Dhcp6Lease], ...] = ()
     active_uplink: str | None = None
 
 
@@ -448,16 +449,19 @@ def parse_dhcp6_lease(obj: Any, path: str) -> Dhcp6Lease | None:
 
 
 def read_backup_leases(
-    perm: Path, interfaces: Interfaces, primary: str = "uplink0"
-) -> tuple[tuple[tuple[str, Dhcp4Lease], ...], list[StateFileError]]:
-    """The DHCPv4 leases of the backup uplinks named in interfaces.json (uplink1, ...)."""
+    perm: Path, interfaces: Interfaces, primary: str = "uplink0", family: int = 4
+) -> tuple[tuple[tuple[str, Any], ...], list[StateFileError]]:
+    """The DHCPv4 (or DHCPv6) leases of the backup uplinks named in interfaces.json."""
+    owner, parse = (
+        (dhcp4_lease, parse_dhcp4_lease) if family == 4 else (dhcp6_lease, parse_dhcp6_lease)
+    )
     out, errors = [], []
     for name in interfaces.uplink_priorities(primary):
         if name == primary:
             continue
+        path = owner.lease_path(perm, name)
         try:
-            obj = read_json_raw(dhcp4_lease.lease_path(perm, name))[0]
-            lease = parse_dhcp4_lease(obj, str(dhcp4_lease.lease_path(perm, name)))
+            lease = parse(read_json_raw(path)[0], str(path))
         except StateFileError as e:
             if e.reason != "does not exist":
                 errors.append(e)

@@ -205,6 +205,15 @@ def build(
                 routes.append(RouteSpec(V4_DEFAULT, uplink, gw, src, RTPROT_DHCP))
 
     lease6 = inputs.dhcp6
+    for name, backup6 in inputs.backup_dhcp6:
+        # Each uplink's delegation gets its own /64 on the LAN; failoverd routes by source
+        # prefix and radvd deprecates the prefix of an uplink that is down.
+        for prefix in backup6.prefixes:
+            addresses.append(AddrSpec(lan, lan_address_for(prefix)))
+            if prefix.prefixlen < 64:
+                routes.append(RouteSpec(prefix, None, None, None, RTPROT_DHCP, kind="unreachable"))
+        for a in backup6.addresses:
+            addresses.append(AddrSpec(name, ipaddress.IPv6Interface(f"{a}/128")))
     if lease6 is not None:
         for prefix in lease6.prefixes:
             addresses.append(AddrSpec(lan, lan_address_for(prefix)))

@@ -93,10 +93,14 @@ class Netconfigd(Service):
         inputs, config_errors = self.store.load()
         # Failover: backup uplinks' leases and the uplink failoverd made active.
         backups, backup_errors = read_backup_leases(self.perm, inputs.interfaces, self.args.uplink)
-        config_errors += backup_errors
+        backups6, backup6_errors = read_backup_leases(
+            self.perm, inputs.interfaces, self.args.uplink, family=6
+        )
+        config_errors += backup_errors + backup6_errors
         inputs = dataclasses.replace(
             inputs,
             backup_dhcp4=backups,
+            backup_dhcp6=backups6,
             active_uplink=failover_state.active_uplink(self.perm, self.args.uplink),
         )
         self.metrics.config_errors.inc(len(config_errors))
