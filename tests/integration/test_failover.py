@@ -47,6 +47,8 @@ def failover_lab():
     finally:
         if watch is not None:
             watch.stop()
+            if watch.v6 is not None:
+                watch.v6.stop()
         lab.down()
 
 
@@ -67,6 +69,34 @@ def lan_has_v4(lab):
     )
 
 
+PRIMARY_V6 = ipaddress.ip_network("2001:db8:100::/40")  # ADDR.pd_pool
+BACKUP_V6 = ipaddress.ip_network("2001:db8:200::/40")  # ISP2_ADDR.pd_pool
+
+
+def lan_v6(lab):
+    """lan1's global IPv6 addresses: {address: preferred lifetime}."""
+    out = lab.exec("lan1", "ip", "-j", "-6", "addr", "show", "dev", "eth0", "scope", "global")
+    return {
+        ipaddress.ip_address(a["local"]): a.get("preferred_life_time", 0)
+        for link in json.loads(out.stdout)
+        for a in link.get("addr_info", [])
+        if "local" in a
+    }
+
+
+def preferred_in(lab, pool):
+    return [a for a, pref in lan_v6(lab).items() if a in pool and pref]
+
+
+def deprecated_in(lab, pool):
+    return [a for a, pref in lan_v6(lab).items() if a in pool and not pref]
+
+
+def via_v6(watch6, pool) -> bool:
+    via = watch6.latest_via()
+    return bool(via) and ipaddress.ip_address(via) in pool
+
+
 def test_both_uplinks_come_up(failover_lab):
     lab, router, watch = failover_lab
     for path in ("dhcp4/wire/lease.json", "dhcp4/uplink1/lease.json"):
@@ -79,12 +109,21 @@ def test_both_uplinks_come_up(failover_lab):
     wait(
         lambda: (watch.latest_via() or "").startswith(PRIMARY_V4), 30, "traffic via uplink0", router
     )
+    # IPv6: a /64 of each uplink's delegation on the LAN, and source routing per uplink.
+    wait(lambda: preferred_in(lab, PRIMARY_V6), 60, "lan1's address from uplink0's prefix", router)
+    wait(lambda: preferred_in(lab, BACKUP_V6), 60, "lan1's address from uplink1's prefix", router)
+    rules6 = lab.exec("router", "ip", "-6", "rule").stdout
+    assert "from 2001:db8:100::/48 lookup 100" in rules6
+    assert "from 2001:db8:200::/48 lookup 101" in rules6
+    watch.v6 = Stopwatch(lab, target=lab.addr.internet_v6)
+    watch.v6.start()
+    wait(lambda: watch.v6.latest_via(), 30, "IPv6 replies to lan1", router)
 
 
 @pytest.mark.parametrize("how", ["link", "silent"])
 def test_traffic_moves_to_the_backup_and_back(failover_lab, how):
     lab, router, watch = failover_lab
-    if watch.sender is None:
+    if watch.sender is None or watch.v6 is None:
         pytest.skip("the lab did not come up (see test_both_uplinks_come_up)")
     t0 = watch.now()
     break_primary(lab, how)
@@ -99,10 +138,20 @@ def test_traffic_moves_to_the_backup_and_back(failover_lab, how):
         state = read_json(router.perm / "failover/state.json")
         reason = state["uplinks"]["uplink0"]["reason"]
         assert ("carrier lost" if how == "link" else "probe rounds lost") in reason
+        # IPv6: uplink0's prefix is deprecated on the LAN, traffic is sourced from uplink1's.
+        wait(lambda: deprecated_in(lab, PRIMARY_V6), 30, "uplink0's prefix deprecated", router)
+        t6 = watch.now()
+        wait(
+            lambda: via_v6(watch.v6, BACKUP_V6) and watch.v6.records()[-1]["sent"] > t6,
+            30,
+            "IPv6 through uplink1",
+            router,
+        )
     finally:
         t1 = watch.now()
         restore_primary(lab, how)
     wait(lambda: active(router) == "uplink0", 60, f"fail-back after {how} loss", router)
+    wait(lambda: preferred_in(lab, PRIMARY_V6), 30, "uplink0's prefix preferred again", router)
     wait(
         lambda: (watch.latest_via() or "").startswith(PRIMARY_V4), 30, "traffic via uplink0", router
     )

@@ -51,6 +51,7 @@ class Stopwatch:
         self.server: subprocess.Popen | None = None
         self.sender: subprocess.Popen | None = None
         self.lines: list[str] = []
+        self.v6: Stopwatch | None = None  # a second sender, to the IPv6 target
 
     def start_server(self) -> None:
         a = self.lab.addr
