@@ -333,3 +333,17 @@ def test_dnsd_uses_the_resolvers_of_uplinks_that_are_up(tmp_path):
     m.carrier_changed("uplink0", False, 1)
     statefile.write(tmp_path, m)
     assert [u.host for u in lease_resolvers(tmp_path)] == ["203.0.113.10"]
+
+
+def test_status_page_shows_the_active_uplink_and_why(tmp_path):
+    from router7.statusd import collect, render
+
+    assert render.failover(collect.failover(tmp_path)) == ""  # one uplink: nothing
+    m = machine()
+    m.carrier_changed("uplink0", False, 1_700_000_000.0)
+    statefile.write(tmp_path, m)
+    section = collect.failover(tmp_path)
+    assert section["active"] == "uplink1" and section["transitions"] == 1
+    html = render.failover(section)
+    assert 'data-k="failover-active">uplink1<' in html
+    assert "carrier lost" in html and '<span class="tag bad">down</span>' in html
