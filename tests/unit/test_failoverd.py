@@ -347,3 +347,18 @@ def test_status_page_shows_the_active_uplink_and_why(tmp_path):
     html = render.failover(section)
     assert 'data-k="failover-active">uplink1<' in html
     assert "carrier lost" in html and '<span class="tag bad">down</span>' in html
+
+
+def test_diagd_reports_the_failover_and_fails_only_without_any_uplink(tmp_path):
+    from router7.diagd import probes
+    from router7.diagd.tree import CheckFailed
+
+    assert probes.failover(tmp_path) == "one uplink"
+    m = machine(down_after=1)
+    m.carrier_changed("uplink0", False, 1_700_000_000.0)
+    statefile.write(tmp_path, m)
+    assert probes.failover(tmp_path).startswith("uplink1 active since")
+    m.probe_round("uplink1", False, 1_700_000_001.0)
+    statefile.write(tmp_path, m)
+    with pytest.raises(CheckFailed, match="no uplink is up"):
+        probes.failover(tmp_path)

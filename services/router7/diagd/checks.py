@@ -12,6 +12,8 @@
     lan/lan0                          lan0 has its IPv4 address
     └─ dns: <server>                  the LAN's resolver answers
     perm: persistent                  /perm is not a tmpfs (it survives a reboot)
+    failover: active uplink           failoverd's state: which uplink, since when, why
+                                      (fails only when no uplink is up; docs/failover.md)
 
 The probes are injected (``Probes``) so unit tests can build the same tree with
 fakes and a task.Clock.
@@ -59,6 +61,9 @@ class Probes:
 
     def tcp(self, version: int, host: str, port: int):
         return probes.tcp_connect(self.reactor, host, port, version)
+
+    def failover(self):
+        return probes.failover(self.perm)
 
     def perm_persistent(self):
         return perm.persistence(self.perm)
@@ -110,4 +115,9 @@ def build(config: Config, p: Probes) -> list[Check]:
         p.lan_address,
         [Check(f"dns: {server or p.lan}", lambda: p.dns(server, config.dns_name))],
     )
-    return [uplink, lan, Check("perm: persistent", p.perm_persistent)]
+    return [
+        uplink,
+        lan,
+        Check("perm: persistent", p.perm_persistent),
+        Check("failover: active uplink", p.failover),
+    ]
