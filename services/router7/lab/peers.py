@@ -245,10 +245,11 @@ PEERS: dict[str, PeerSpec] = {
     )
 }
 
-# Start order: upstreams before the things that forward to them.
-PEER_NAMES: tuple[str, ...] = tuple(PEERS)
 # Peers of the optional second ISP: started only in a lab with isp2.
 ISP2_PEERS: tuple[str, ...] = tuple(n for n in PEERS if PEERS[n].node == "isp2")
+# The default lab's peers, in start order: upstreams before what forwards to them.
+PEER_NAMES: tuple[str, ...] = tuple(n for n in PEERS if n not in ISP2_PEERS)
+ALL_PEERS: tuple[str, ...] = tuple(PEERS)
 
 
 def spec(name: str) -> PeerSpec:

@@ -173,9 +173,7 @@ class Lab:
         self._wait_link_local("isp", "down0", timeout)
         if self.isp2:
             self._wait_link_local("isp2", "down0", timeout)
-        for name in peers.PEER_NAMES:
-            if name in peers.ISP2_PEERS and not self.isp2:
-                continue
+        for name in (*peers.PEER_NAMES, *(peers.ISP2_PEERS if self.isp2 else ())):
             # A peer bound to a link that was since recreated (its other
             # namespace got deleted) would serve nothing: restart it.
             if peers.spec(name).node in renewed:
@@ -208,7 +206,7 @@ class Lab:
             self._teardown()
 
     def _teardown(self) -> None:
-        for name in peers.PEER_NAMES:  # graceful first: kea gets to clean up
+        for name in peers.ALL_PEERS:  # graceful first: kea gets to clean up
             if self.paths.pidfile(name).exists():
                 peers.stop(self, name)
         nodes = self.existing_nodes()
@@ -396,6 +394,8 @@ class Lab:
         nodes = self.existing_nodes()
         peer_status = {}
         for name, p in peers.PEERS.items():
+            if name in peers.ISP2_PEERS and not self.isp2:
+                continue  # a lab without the second ISP
             pid = peers.pid_of(self, name)
             peer_status[name] = {
                 "node": p.node,
