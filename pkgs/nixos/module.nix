@@ -28,6 +28,7 @@ let
   serviceNames = [
     "dhcp4"
     "dhcp6"
+    "failoverd"
     "netconfigd"
     "dhcp4d"
     "radvd"

@@ -8,6 +8,7 @@ SERVICES = (
     "netconfigd",
     "dhcp4",
     "dhcp6",
+    "failoverd",
     "dhcp4d",
     "radvd",
     "dnsd",

@@ -119,6 +119,7 @@ def test_tree_layout_and_targets_per_family():
         "dns: 198.51.100.53",
         "dhcp4d: pool",
         "perm: persistent",
+        "failover: active uplink",
     ]
     no_v6 = checks.build(config.Config(ipv6=False), FakeProbes())
     uncounted = {c.name for c in _walk(no_v6[0]) if not c.counts}

@@ -29,6 +29,7 @@ from router7.runtime.statefile import (
     write_bytes_atomic,
     write_json_atomic,
 )
+from router7.runtime.uplink import state_dir_name
 
 log = logging.getLogger(__name__)
 
@@ -176,8 +177,9 @@ SCHEMA = {
 }
 
 
-def lease_path(perm: str | Path) -> Path:
-    return Path(perm) / "dhcp4" / "wire" / "lease.json"
+def lease_path(perm: str | Path, uplink: str = "uplink0") -> Path:
+    """``<perm>/dhcp4/wire/lease.json``; a backup uplink's is ``dhcp4/uplink1/lease.json``."""
+    return Path(perm) / "dhcp4" / state_dir_name(uplink) / "lease.json"
 
 
 def read(path: str | Path) -> Lease:
@@ -189,8 +191,8 @@ def read(path: str | Path) -> Lease:
 class LeaseStore:
     """The files of one client: ``<perm>/dhcp4/wire/{lease.json,ack}``."""
 
-    def __init__(self, perm: Path):
-        self.dir = Path(perm) / "dhcp4" / "wire"
+    def __init__(self, perm: Path, uplink: str = "uplink0"):
+        self.dir = Path(perm) / "dhcp4" / state_dir_name(uplink)
         self.lease_path = self.dir / "lease.json"
         self.ack_path = self.dir / "ack"
 

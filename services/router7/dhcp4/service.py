@@ -11,9 +11,11 @@ from router7.dhcp4.client import Dhcp4Core, Listener, State, Transmit
 from router7.dhcp4.lease import Lease, LeaseStore
 from router7.dhcp4.transport import PacketTransport
 from router7.netconfigd.config import read_interfaces
+from router7.runtime import ports
 from router7.runtime.netlink import CarrierEdge
 from router7.runtime.service import EXIT_DONT_RESTART, Service
 from router7.runtime.statefile import StateFileError
+from router7.runtime.uplink import http_port_for, instance_name
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,17 @@ class Dhcp4Client(Service, Listener):
     description = __doc__
     uses_lan = False
 
+    def __init__(self, args, reactor, **kw):
+        # A backup uplink's client (uplink1) runs beside the primary's: its own pid
+        # file, state directory and management port.
+        if getattr(args, "http_port", 0) == ports.HTTP[self.name]:
+            args.http_port = http_port_for(args.http_port, args.uplink)
+        super().__init__(args, reactor, **kw)
+
+    @property
+    def instance(self) -> str:
+        return instance_name(self.name, self.args.uplink)
+
     @classmethod
     def add_arguments(cls, parser) -> None:
         parser.add_argument(
@@ -47,7 +60,7 @@ class Dhcp4Client(Service, Listener):
         )
 
     def start(self) -> None:
-        self.store = LeaseStore(self.perm)
+        self.store = LeaseStore(self.perm, self.args.uplink)
         self.core: Dhcp4Core | None = None
         self.transport = self.make_transport()
         self.transport.open()  # a missing uplink fails start(): the supervisor retries
@@ -85,7 +98,7 @@ class Dhcp4Client(Service, Listener):
             tx = self.core.release()
             if tx is not None:
                 log.info("released %s to %s", tx.src, tx.dst)
-        LeaseStore(self.perm).remove()
+        LeaseStore(self.perm, self.args.uplink).remove()
         self.shutdown(EXIT_DONT_RESTART)
 
     # --- edges of the core -------------------------------------------------------
@@ -123,6 +136,7 @@ class Dhcp4Client(Service, Listener):
         metrics.LEASES.inc()
         self._export(lease)
         self.notify("netconfigd")
+        self.notify("failoverd")
 
     def lease_expired(self, lease: Lease) -> None:
         metrics.LEASE_EXPIRIES.inc()

@@ -29,12 +29,14 @@ from router7.runtime.statefile import (
     validate,
     write_json_atomic,
 )
+from router7.runtime.uplink import state_dir_name
 
 log = logging.getLogger(__name__)
 
 
-def lease_path(perm: Path) -> Path:
-    return Path(perm) / "dhcp6" / "wire" / "lease.json"
+def lease_path(perm: Path, uplink: str = "uplink0") -> Path:
+    """``<perm>/dhcp6/wire/lease.json``; a backup uplink's is ``dhcp6/uplink1/lease.json``."""
+    return Path(perm) / "dhcp6" / state_dir_name(uplink) / "lease.json"
 
 
 def to_datetime(seconds: float) -> datetime:

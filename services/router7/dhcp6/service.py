@@ -14,8 +14,10 @@ from router7.dhcp6.duid import duid_path, iaid_from_mac, load_or_create
 from router7.dhcp6.lease import Lease
 from router7.dhcp6.metrics import MetricsListener
 from router7.dhcp6.transport import UplinkTransport
+from router7.runtime import ports
 from router7.runtime.netlink import CarrierEdge
 from router7.runtime.service import EXIT_DONT_RESTART, Service
+from router7.runtime.uplink import http_port_for, instance_name
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,17 @@ class Dhcp6Client(Service, MetricsListener):
     name = "dhcp6"
     description = "DHCPv6 prefix delegation client on the uplink"
     uses_lan = False
+
+    def __init__(self, args, reactor, **kw):
+        # A backup uplink's client (uplink1) runs beside the primary's: its own pid
+        # file, state directory and management port.
+        if getattr(args, "http_port", 0) == ports.HTTP[self.name]:
+            args.http_port = http_port_for(args.http_port, args.uplink)
+        super().__init__(args, reactor, **kw)
+
+    @property
+    def instance(self) -> str:
+        return instance_name(self.name, self.args.uplink)
 
     @classmethod
     def add_arguments(cls, parser) -> None:
@@ -59,7 +72,7 @@ class Dhcp6Client(Service, MetricsListener):
             raise RuntimeError(f"interface {uplink} does not exist")
         mac = bytes.fromhex(link.mac.replace(":", ""))
         duid = load_or_create(duid_path(self.perm), mac)
-        self.lease_file = leasefile.lease_path(self.perm)
+        self.lease_file = leasefile.lease_path(self.perm, self.args.uplink)
         stored = leasefile.load(self.lease_file)
         self.transport = UplinkTransport(self.reactor, uplink, self._datagram)
         self.transport.open()

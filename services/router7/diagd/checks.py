@@ -13,6 +13,8 @@
     ├─ dns: <server>                  the LAN's resolver answers
     └─ dhcp4d: pool                   at least a quarter of the pool is free
     perm: persistent                  /perm is not a tmpfs (it survives a reboot)
+    failover: active uplink           failoverd's state: which uplink, since when, why
+                                      (fails only when no uplink is up; docs/failover.md)
 
 The probes are injected (``Probes``) so unit tests can build the same tree with
 fakes and a task.Clock.
@@ -60,6 +62,9 @@ class Probes:
 
     def tcp(self, version: int, host: str, port: int):
         return probes.tcp_connect(self.reactor, host, port, version)
+
+    def failover(self):
+        return probes.failover(self.perm)
 
     def perm_persistent(self):
         return perm.persistence(self.perm)
@@ -117,4 +122,9 @@ def build(config: Config, p: Probes) -> list[Check]:
             Check("dhcp4d: pool", p.pool),
         ],
     )
-    return [uplink, lan, Check("perm: persistent", p.perm_persistent)]
+    return [
+        uplink,
+        lan,
+        Check("perm: persistent", p.perm_persistent),
+        Check("failover: active uplink", p.failover),
+    ]

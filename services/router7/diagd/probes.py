@@ -17,7 +17,9 @@ from twisted.internet import defer, endpoints, error, protocol, threads
 
 from router7.diagd import icmp, leases
 from router7.diagd.tree import CheckFailed
+from router7.failoverd import state as failover_state
 from router7.runtime.netlink import NetState
+from router7.runtime.statefile import StateFileError
 
 # rtnetlink route protocols (linux/rtnetlink.h) worth naming in a status
 RTPROT_NAMES = {2: "kernel", 3: "boot", 4: "static", 9: "from RA", 16: "from DHCP"}
@@ -138,6 +140,21 @@ def dhcp4_lease(perm: Path) -> str:
 
 def dhcp6_lease(perm: Path) -> str:
     return leases.dhcp6_status(perm / "dhcp6" / "wire" / "lease.json", now())
+
+
+def failover(perm: Path) -> str:
+    """failoverd's verdict: which uplink is active and why; fails when no uplink is up."""
+    try:
+        state = failover_state.read(perm)
+    except StateFileError as e:
+        raise CheckFailed(str(e)) from None
+    if state is None or len(state.uplinks) < 2:
+        return "one uplink"
+    up = [u.name for u in state.uplinks if u.up]
+    summary = f"{state.active} active since {state.since} ({state.reason})"
+    if not up:
+        raise CheckFailed(f"no uplink is up; {summary}")
+    return f"{summary}; up: {', '.join(up)}"
 
 
 @defer.inlineCallbacks

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from router7.dhcp4 import lease as dhcp4_lease
 from router7.dhcp6 import lease as dhcp6_lease
+from router7.failoverd import state as failover_state
 from router7.runtime.statefile import Optional, StateFileError, read_json, validate
 
 log = logging.getLogger(__name__)
@@ -78,24 +79,43 @@ def read_config(perm: Path) -> dict:
         return validate({}, CONFIG_SCHEMA)
 
 
+def resolver_uplinks(perm: Path) -> list[str]:
+    """Uplinks whose resolvers to use, the active one first: with failover
+    (failoverd's state file) the uplinks that are up, else every one; without it
+    the primary only."""
+    try:
+        state = failover_state.read(perm)
+    except StateFileError as e:
+        log.warning("failover state: %s", e)
+        state = None
+    if state is None or not state.uplinks:
+        return ["uplink0"]
+    names = [u.name for u in state.uplinks if u.up] or [u.name for u in state.uplinks]
+    if state.active in names:
+        names.remove(state.active)
+        names.insert(0, state.active)
+    return names
+
+
 def lease_resolvers(perm: Path) -> list[Upstream]:
-    """The DNS servers of the dhcp4 and dhcp6 uplink leases (read through their owners),
-    IPv4 first, duplicates dropped."""
+    """The DNS servers of the dhcp4 and dhcp6 leases of the uplinks that are up (read
+    through their owners), IPv4 first per uplink, duplicates dropped."""
     out: list[Upstream] = []
-    for read, path in (
-        (dhcp4_lease.read, dhcp4_lease.lease_path(perm)),
-        (dhcp6_lease.read, dhcp6_lease.lease_path(perm)),
-    ):
-        try:
-            lease = read(path)
-        except StateFileError as e:
-            if e.reason != "does not exist":
-                log.warning("no resolvers from %s", e)
-            continue
-        for address in lease.dns:
-            up = Upstream(str(address))
-            if up not in out:
-                out.append(up)
+    for uplink in resolver_uplinks(perm):
+        for read, path in (
+            (dhcp4_lease.read, dhcp4_lease.lease_path(perm, uplink)),
+            (dhcp6_lease.read, dhcp6_lease.lease_path(perm, uplink)),
+        ):
+            try:
+                lease = read(path)
+            except StateFileError as e:
+                if e.reason != "does not exist":
+                    log.warning("no resolvers from %s", e)
+                continue
+            for address in lease.dns:
+                up = Upstream(str(address))
+                if up not in out:
+                    out.append(up)
     return out
 
 

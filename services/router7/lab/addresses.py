@@ -94,6 +94,30 @@ class LabAddresses:
 
 ADDR = LabAddresses()
 
+# The optional second ISP (failover, docs/failover.md): a CGNAT-style access
+# segment, its own /40 for prefix delegation and its own path to the internet
+# host. Its resolver is the internet host itself.
+ISP2_ADDR = LabAddresses(
+    isp_access_v4="100.64.0.1",
+    access_v4_subnet="100.64.0.0/24",
+    dhcp4_pool_start="100.64.0.10",
+    dhcp4_pool_end="100.64.0.100",
+    isp_access_v6="2001:db8:2::1",
+    access_v6_subnet="2001:db8:2::/64",
+    dhcp6_pool_start="2001:db8:2::1000",
+    dhcp6_pool_end="2001:db8:2::1fff",
+    pd_pool="2001:db8:200::/40",
+    isp_dns1_v4="203.0.113.10",
+    isp_dns2_v4="203.0.113.10",
+    isp_dns1_v6="2001:db8:ffff::10",
+    isp_dns2_v6="2001:db8:ffff::10",
+)
+# internet eth1 <-> isp2 up0.
+ISP2_TRANSIT_V4 = "198.18.0.1"
+INTERNET_ISP2_V4 = "198.18.0.10"
+ISP2_TRANSIT_V6 = "2001:db8:fffe::1"
+INTERNET_ISP2_V6 = "2001:db8:fffe::10"
+
 
 def lab_byte(prefix: str) -> int:
     """A per-lab MAC byte: 0 for the default lab `r7`, a stable hash otherwise.
@@ -110,6 +134,8 @@ def lab_byte(prefix: str) -> int:
 # ff = transit. The router's MACs are what fiber7 would see as the CPE.
 _MACS = {
     ("router", "uplink0"): (0x00, 0x01),
+    ("router", "uplink1"): (0x02, 0x01),
+    ("isp2", "down0"): (0x02, 0xFE),
     ("isp", "down0"): (0x00, 0xFE),
     ("router", "lan0"): (0x01, 0x01),
     ("isp", "up0"): (0xFF, 0x01),

@@ -67,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="number of LAN host namespaces lan1..lanN (default: keep current, else 1)",
     )
+    up.add_argument(
+        "--isp2",
+        action="store_true",
+        default=None,
+        help="add a second ISP (namespace isp2, its own kea and internet path) on the "
+        "router's uplink1, for failover (docs/failover.md)",
+    )
     up.add_argument("--timeout", type=float, default=15.0, help="seconds per peer to get ready")
     up.add_argument(
         "--wait",
@@ -251,7 +258,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.cmd == "up":
         if not args.no_router:
             RouterServices.require_supervisord()  # before any namespace exists
-        lab = Lab(args.prefix, lan_hosts=args.lan_hosts)
+        lab = Lab(args.prefix, lan_hosts=args.lan_hosts, isp2=args.isp2)
         lab.up(timeout=args.timeout)
         print(f"lab {lab.prefix} up: {', '.join(lab.ns(n) for n in lab.nodes)}")
         if args.vm:

@@ -58,6 +58,51 @@ def _kea_ready(port: int) -> Callable[[Lab], bool]:
     return lambda lab: bool(listening(lab.ns("isp"), "udp", port))
 
 
+# --- the optional second ISP (Lab(isp2=True)): its own kea and radvd, state in isp2/ ---
+
+
+def isp2_paths(lab: Lab) -> configs.StatePaths:
+    return configs.StatePaths(lab.state_dir / "isp2")
+
+
+def _isp2_kea_env(lab: Lab) -> dict[str, str]:
+    run = str(isp2_paths(lab).run)
+    return {"KEA_PIDFILE_DIR": run, "KEA_LOCKFILE_DIR": run}
+
+
+def _prep_isp2_kea(which: str) -> Callable[[Lab], list[str]]:
+    def prep(lab: Lab) -> list[str]:
+        from router7.lab.addresses import ISP2_ADDR
+
+        st = isp2_paths(lab)
+        st.mkdirs()
+        conf = st.conf / f"kea-{which}.json"
+        if which == "dhcp4":
+            conf.write_text(configs.kea_dhcp4(ISP2_ADDR, st))
+        else:
+            hook = st.conf / "kea-pd-route.sh"
+            hook.write_text(configs.pd_route_hook(st))
+            hook.chmod(0o755)
+            conf.write_text(configs.kea_dhcp6(ISP2_ADDR, st, hook))
+        (st.run / f"kea-{which}.kea-{which}.pid").unlink(missing_ok=True)
+        return [f"kea-{which}", "-c", str(conf)]
+
+    return prep
+
+
+def _prep_isp2_radvd(lab: Lab) -> list[str]:
+    from router7.lab.addresses import ISP2_ADDR
+
+    st = isp2_paths(lab)
+    st.mkdirs()
+    conf = st.conf / "radvd.conf"
+    conf.write_text(configs.radvd(ISP2_ADDR))
+    conf.chmod(0o644)
+    pidfile = st.run / "radvd.pid"
+    pidfile.unlink(missing_ok=True)
+    return ["radvd", "-C", str(conf), "-p", str(pidfile), "-n", "-m", "stderr"]
+
+
 def _prep_http(lab: Lab) -> list[str]:
     lab.paths.www.mkdir(parents=True, exist_ok=True)
     (lab.paths.www / "index.html").write_text(lab.addr.http_body)
@@ -174,11 +219,37 @@ PEERS: dict[str, PeerSpec] = {
             _prep_radvd,
             _radvd_ready,
         ),
+        PeerSpec(
+            "isp2-dhcp4",
+            "isp2",
+            "second ISP: DHCPv4 server (kea-dhcp4) on down0 (100.64.0.0/24)",
+            _prep_isp2_kea("dhcp4"),
+            lambda lab: bool(listening(lab.ns("isp2"), "udp", 67)),
+            _isp2_kea_env,
+        ),
+        PeerSpec(
+            "isp2-dhcp6",
+            "isp2",
+            "second ISP: DHCPv6 with prefix delegation from 2001:db8:200::/40",
+            _prep_isp2_kea("dhcp6"),
+            lambda lab: bool(listening(lab.ns("isp2"), "udp", 547)),
+            _isp2_kea_env,
+        ),
+        PeerSpec(
+            "isp2-radvd",
+            "isp2",
+            "second ISP: router advertisements (radvd) on down0",
+            _prep_isp2_radvd,
+            lambda lab: (isp2_paths(lab).run / "radvd.pid").exists(),
+        ),
     )
 }
 
-# Start order: upstreams before the things that forward to them.
-PEER_NAMES: tuple[str, ...] = tuple(PEERS)
+# Peers of the optional second ISP: started only in a lab with isp2.
+ISP2_PEERS: tuple[str, ...] = tuple(n for n in PEERS if PEERS[n].node == "isp2")
+# The default lab's peers, in start order: upstreams before what forwards to them.
+PEER_NAMES: tuple[str, ...] = tuple(n for n in PEERS if n not in ISP2_PEERS)
+ALL_PEERS: tuple[str, ...] = tuple(PEERS)
 
 
 def spec(name: str) -> PeerSpec:

@@ -42,6 +42,7 @@ SERVICES = (
     RouterService("netconfigd", 10),
     RouterService("dhcp4", 20, lan=False),
     RouterService("dhcp6", 20, lan=False),
+    RouterService("failoverd", 20, lan=False),
     RouterService("dhcp4d", 30),
     RouterService("radvd", 30),
     RouterService("dnsd", 30),
@@ -75,7 +76,7 @@ class RouterServices:
     def default_interfaces(self) -> dict:
         """interfaces.json for the lab: links named by their lab MACs, lan0 addressed."""
         prefix = self.lab.prefix
-        return {
+        config = {
             "interfaces": [
                 {"hardware_addr": mac_for(prefix, "router", "uplink0"), "name": "uplink0"},
                 {
@@ -85,6 +86,18 @@ class RouterServices:
                 },
             ]
         }
+        if self.lab.isp2:
+            # The second ISP is the backup uplink; probes go to the lab's internet host.
+            config["interfaces"].insert(
+                1,
+                {
+                    "hardware_addr": mac_for(prefix, "router", "uplink1"),
+                    "name": "uplink1",
+                    "priority": 1,
+                },
+            )
+            config["failover"] = {"targets": [self.lab.addr.internet_v4]}
+        return config
 
     def default_diagd(self) -> dict:
         """diagd checks reachability of the lab's internet host, not the real internet."""
@@ -119,13 +132,20 @@ class RouterServices:
             serverurl=unix://{sock}
             """
         ]
-        for s in self.services():
+        programs = [(s, s.name, "uplink0") for s in self.services()]
+        if self.lab.isp2:  # the backup uplink's own DHCP clients
+            programs += [
+                (s, f"{s.name}-uplink1", "uplink1")
+                for s in self.services()
+                if s.name in ("dhcp4", "dhcp6")
+            ]
+        for s, program, uplink in programs:
             args = f"--perm {self.perm} --run-dir {self.run_dir}"
-            args += " --uplink uplink0" if s.uplink else ""
+            args += f" --uplink {uplink}" if s.uplink else ""
             args += " --lan lan0" if s.lan else ""
             parts.append(
                 f"""\
-                [program:{s.name}]
+                [program:{program}]
                 command={self.bin}/router7-{s.name} {args}
                 priority={s.priority}
                 autorestart=unexpected
@@ -134,7 +154,7 @@ class RouterServices:
                 startretries=1000000
                 stopwaitsecs=10
                 redirect_stderr=true
-                stdout_logfile={self.logs}/{s.name}.log
+                stdout_logfile={self.logs}/{program}.log
                 stdout_logfile_maxbytes=10MB
                 """
             )

@@ -1,6 +1,7 @@
 """The `Lab`: builds, inspects and tears down one lab of network namespaces.
 
     internet ── isp ── router ── sw ── lan1..lanN
+        └──── isp2 ───┘          (optional: Lab(isp2=True), a second uplink)
 
 Every name carries the lab prefix (`r7-isp`, ...), and veths are created
 directly inside the namespaces, so several labs coexist and nothing ever
@@ -49,8 +50,9 @@ log = logging.getLogger(__name__)
 
 STATE_ROOT = Path("/run/router7-lab")
 FIXED_NODES = ("internet", "isp", "router", "sw")
+OPTIONAL_NODES = ("isp2",)  # the second ISP, for failover
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
-_NODE_RE = re.compile(r"^(internet|isp|router|sw|lan[1-9][0-9]*)$")
+_NODE_RE = re.compile(r"^(internet|isp2?|router|sw|lan[1-9][0-9]*)$")
 REQUIRED_TOOLS = ("ip", "ss", "sysctl", "kea-dhcp4", "kea-dhcp6", "dnsmasq", "radvd")
 
 
@@ -74,8 +76,10 @@ class Lab:
         *,
         state_root: Path = STATE_ROOT,
         addresses: LabAddresses = ADDR,
+        isp2: bool | None = None,
     ) -> None:
-        """`lan_hosts` None means: as many as the running lab has, else 1."""
+        """`lan_hosts` None means: as many as the running lab has, else 1.
+        `isp2` adds the second ISP (router uplink1); None: as the running lab has."""
         if not _PREFIX_RE.match(prefix):
             raise LabError(f"bad lab prefix {prefix!r}: want [a-z][a-z0-9]{{0,11}}")
         if lan_hosts is not None and not 1 <= lan_hosts <= 200:
@@ -86,6 +90,14 @@ class Lab:
         self.paths = StatePaths(self.state_dir)
         self._state_root = state_root
         self._lan_hosts = lan_hosts
+        self._isp2 = isp2
+
+    @property
+    def isp2(self) -> bool:
+        """Whether this lab has (or will have) the second ISP."""
+        if self._isp2 is not None:
+            return self._isp2
+        return "isp2" in self.existing_nodes()
 
     def __repr__(self) -> str:
         return f"Lab(prefix={self.prefix!r}, lan_hosts={self.lan_hosts})"
@@ -95,7 +107,7 @@ class Lab:
     def ns(self, node: str) -> str:
         """Namespace name of `node` ("internet", "isp", "router", "sw", "lanN")."""
         if not _NODE_RE.match(node):
-            raise LabError(f"unknown node {node!r}: want internet, isp, router, sw or lanN")
+            raise LabError(f"unknown node {node!r}: want internet, isp, isp2, router, sw or lanN")
         return f"{self.prefix}-{node}"
 
     @property
@@ -108,7 +120,8 @@ class Lab:
     @property
     def nodes(self) -> list[str]:
         """The nodes this lab should have: fixed ones plus lan1..lanN."""
-        return [*FIXED_NODES, *(f"lan{i}" for i in range(1, self.lan_hosts + 1))]
+        optional = ["isp2"] if self.isp2 else []
+        return [*FIXED_NODES, *optional, *(f"lan{i}" for i in range(1, self.lan_hosts + 1))]
 
     def existing_nodes(self) -> list[str]:
         """Nodes whose namespace exists right now."""
@@ -158,14 +171,17 @@ class Lab:
         renewed = self._wire()
         self._address()
         self._wait_link_local("isp", "down0", timeout)
-        for name in peers.PEER_NAMES:
+        if self.isp2:
+            self._wait_link_local("isp2", "down0", timeout)
+        for name in (*peers.PEER_NAMES, *(peers.ISP2_PEERS if self.isp2 else ())):
             # A peer bound to a link that was since recreated (its other
             # namespace got deleted) would serve nothing: restart it.
             if peers.spec(name).node in renewed:
                 peers.stop(self, name)
             peers.start(self, name, timeout=timeout)
         (self.state_dir / "lab.json").write_text(
-            json.dumps({"prefix": self.prefix, "lan_hosts": len(wanted) - 4}) + "\n"
+            json.dumps({"prefix": self.prefix, "lan_hosts": self.lan_hosts, "isp2": self.isp2})
+            + "\n"
         )
 
     def _undo_failed_up(self, before: set[str]) -> None:
@@ -190,7 +206,7 @@ class Lab:
             self._teardown()
 
     def _teardown(self) -> None:
-        for name in peers.PEER_NAMES:  # graceful first: kea gets to clean up
+        for name in peers.ALL_PEERS:  # graceful first: kea gets to clean up
             if self.paths.pidfile(name).exists():
                 peers.stop(self, name)
         nodes = self.existing_nodes()
@@ -378,6 +394,8 @@ class Lab:
         nodes = self.existing_nodes()
         peer_status = {}
         for name, p in peers.PEERS.items():
+            if name in peers.ISP2_PEERS and not self.isp2:
+                continue  # a lab without the second ISP
             pid = peers.pid_of(self, name)
             peer_status[name] = {
                 "node": p.node,
@@ -433,7 +451,7 @@ class Lab:
         if node == "sw":  # a switch has no IP stack of its own on its ports
             for scope in ("all", "default"):
                 sysctl(ns, f"net.ipv6.conf.{scope}.disable_ipv6", 1)
-        if node == "isp":
+        if node in ("isp", "isp2"):
             sysctl(ns, "net.ipv4.ip_forward", 1)
             sysctl(ns, "net.ipv6.conf.all.forwarding", 1)
 
@@ -471,6 +489,11 @@ class Lab:
         sw = self.ns("sw")
         if not link_exists(sw, "br0"):
             ip(sw, "link", "add", "br0", "type", "bridge", "stp_state", "0", "mcast_snooping", "0")
+        if self.isp2:
+            if self._veth("isp2", "up0", "internet", "eth1"):
+                renewed |= {"isp2", "internet"}
+            if self._veth("isp2", "down0", "router", "uplink1"):
+                renewed.add("isp2")
         ports = ["p-router"]
         self._veth("router", "lan0", "sw", "p-router")
         for i in range(1, self.lan_hosts + 1):
@@ -493,6 +516,10 @@ class Lab:
             "router": ["uplink0", "lan0"],
             **{f"lan{i}": ["eth0"] for i in range(1, self.lan_hosts + 1)},
         }
+        if self.isp2:
+            up["internet"].append("eth1")
+            up["isp2"] = ["up0", "down0"]
+            up["router"].append("uplink1")
         for node, ifaces in up.items():
             for ifname in ifaces:
                 if node != "sw":
@@ -528,6 +555,51 @@ class Lab:
             addr(isp, f"{v6}/128", "down0")
         # Undelegated parts of the PD pool are unreachable, not blackholed.
         ip(isp, "-6", "route", "replace", "unreachable", a.pd_pool)
+        if self.isp2:
+            self._address_isp2(addr)
+
+    def _address_isp2(self, addr) -> None:
+        """The second ISP: its transit link to the internet host and its access segment."""
+        from router7.lab.addresses import (
+            INTERNET_ISP2_V4,
+            INTERNET_ISP2_V6,
+            ISP2_ADDR,
+            ISP2_TRANSIT_V4,
+            ISP2_TRANSIT_V6,
+        )
+
+        b = ISP2_ADDR
+        inet, isp2 = self.ns("internet"), self.ns("isp2")
+        addr(inet, f"{INTERNET_ISP2_V4}/24", "eth1")
+        addr(inet, f"{INTERNET_ISP2_V6}/64", "eth1")
+        addr(isp2, f"{ISP2_TRANSIT_V4}/24", "up0")
+        addr(isp2, f"{ISP2_TRANSIT_V6}/64", "up0")
+        addr(
+            isp2,
+            f"{b.isp_access_v4}/{ipaddress.IPv4Network(b.access_v4_subnet).prefixlen}",
+            "down0",
+        )
+        addr(
+            isp2,
+            f"{b.isp_access_v6}/{ipaddress.IPv6Network(b.access_v6_subnet).prefixlen}",
+            "down0",
+        )
+        ip(isp2, "route", "replace", "default", "via", INTERNET_ISP2_V4)
+        ip(isp2, "-6", "route", "replace", "default", "via", INTERNET_ISP2_V6)
+        ip(isp2, "-6", "route", "replace", "unreachable", b.pd_pool)
+        # The internet host answers the second ISP's customers through it.
+        ip(inet, "route", "replace", b.access_v4_subnet, "via", ISP2_TRANSIT_V4)
+        ip(inet, "-6", "route", "replace", b.access_v6_subnet, "via", ISP2_TRANSIT_V6)
+        ip(inet, "-6", "route", "replace", b.pd_pool, "via", ISP2_TRANSIT_V6)
+
+    def set_forwarding(self, node: str, on: bool) -> None:
+        """Make an ISP stop (or resume) forwarding while its links stay up: the silent
+        loss a failover must detect (its router still answers pings to itself)."""
+        if node not in ("isp", "isp2"):
+            raise LabError(f"set_forwarding: {node} is not an ISP")
+        ns = self.ns(node)
+        sysctl(ns, "net.ipv4.ip_forward", 1 if on else 0)
+        sysctl(ns, "net.ipv6.conf.all.forwarding", 1 if on else 0)
 
     def _wait_link_local(self, node: str, ifname: str, timeout: float) -> None:
         """kea-dhcp6 and radvd need a usable link-local on their interface."""
@@ -544,4 +616,6 @@ class Lab:
 def _node_order(node: str) -> tuple[int, int]:
     if node in FIXED_NODES:
         return (FIXED_NODES.index(node), 0)
+    if node in OPTIONAL_NODES:
+        return (len(FIXED_NODES), OPTIONAL_NODES.index(node))
     return (len(FIXED_NODES), int(node[3:]))

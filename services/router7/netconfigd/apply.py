@@ -72,7 +72,9 @@ class Applier:
         return result
 
     def firewall_spec(self, plan: Plan, existing: set[str]) -> firewall.FirewallSpec:
-        devices = tuple(sorted(d for d in {plan.uplink, plan.lan} if d in existing))
+        devices = tuple(
+            sorted(d for d in {plan.uplink, plan.lan, *plan.backup_uplinks} if d in existing)
+        )
         if self.flowtable is None and devices:
             self.flowtable = self.nft.supports_flowtable(devices[0])
             if not self.flowtable[0]:
@@ -82,6 +84,7 @@ class Applier:
         return firewall.FirewallSpec(
             uplink=plan.uplink,
             lan=plan.lan,
+            backup_uplinks=plan.backup_uplinks,
             internal_v4=plan.internal_v4,
             forwardings=plan.forwardings,
             wireguard=plan.wireguard,

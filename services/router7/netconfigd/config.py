@@ -128,6 +128,21 @@ def _protos(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(protos))
 
 
+def _priority(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1000:
+        raise ValueError(f"priority must be 0..1000 (lower wins), got {json.dumps(value)}")
+    return value
+
+
+def _bounded(lo: int, hi: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise ValueError(f"expected a whole number {lo}..{hi}, got {json.dumps(value)}")
+        return value
+
+    return check
+
+
 def _wg_key(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("expected a base64 key")
@@ -159,6 +174,20 @@ class InterfaceConfig:
     extra_routes: tuple[ExtraRoute, ...] = ()
     mtu: int = 0
     fec: str = ""
+    # Uplink failover: the healthy uplink with the lowest number carries the traffic.
+    # None: the uplink's number (uplink0 -> 0, uplink1 -> 1).
+    priority: int | None = None
+
+
+@dataclass(frozen=True)
+class FailoverConfig:
+    """The ``failover`` object of interfaces.json (docs/failover.md)."""
+
+    # Probed through each uplink besides its gateway; an uplink is healthy while one answers.
+    targets: tuple[IPAddress, ...] = ()
+    interval_ms: int = 500  # one probe round per uplink every interval
+    down_after: int = 3  # consecutive lost rounds
+    up_after: int = 4  # consecutive answered rounds
 
 
 @dataclass(frozen=True)
@@ -171,9 +200,20 @@ class BridgeConfig:
 class Interfaces:
     interfaces: tuple[InterfaceConfig, ...] = ()
     bridges: tuple[BridgeConfig, ...] = ()
+    failover: FailoverConfig = field(default_factory=FailoverConfig)
 
     def by_name(self, name: str) -> InterfaceConfig | None:
         return next((i for i in self.interfaces if i.name == name), None)
+
+    def uplink_priorities(self, primary: str = "uplink0") -> dict[str, int]:
+        """{uplink: priority} of every configured uplink (``uplink*``), ``primary`` always."""
+        out = {}
+        for i in self.interfaces:
+            if i.name == primary or (i.name.startswith("uplink") and i.name[6:].isdigit()):
+                default = int(i.name[6:]) if i.name[6:].isdigit() else 0
+                out[i.name] = i.priority if i.priority is not None else default
+        out.setdefault(primary, 0)
+        return out
 
 
 @dataclass(frozen=True)
@@ -220,6 +260,11 @@ class Inputs:
     wireguard: tuple[WireguardInterface, ...] = ()
     dhcp4: Dhcp4Lease | None = None
     dhcp6: Dhcp6Lease | None = None
+    # Failover (docs/failover.md): each backup uplink's DHCPv4 lease, and the uplink
+    # failoverd chose to carry the default route (None: the primary, as with one uplink).
+    backup_dhcp4: tuple[tuple[str, Dhcp4Lease], ...] = ()
+    backup_dhcp6: tuple[tuple[str, Dhcp6Lease], ...] = ()
+    active_uplink: str | None = None
 
 
 # --- schemas and parsers (one per file) ----------------------------------------
@@ -239,11 +284,21 @@ _INTERFACES_SCHEMA = {
                 ),
                 "mtu": Optional(_mtu, 0),
                 "fec": Optional(_fec, ""),
+                "priority": Optional(_maybe(_priority), None),
             }
         ],
         [],
     ),
     "bridges": Optional([{"name": _ifname, "interface_hardware_addrs": Optional([_mac], [])}], []),
+    "failover": Optional(
+        {
+            "targets": Optional([ip_address], []),
+            "interval_ms": Optional(_bounded(100, 60000), 500),
+            "down_after": Optional(_bounded(1, 100), 3),
+            "up_after": Optional(_bounded(1, 100), 4),
+        },
+        {},
+    ),
 }
 
 
@@ -261,6 +316,7 @@ def parse_interfaces(obj: Any, path: str) -> Interfaces:
             ),
             mtu=i["mtu"],
             fec=i["fec"],
+            priority=i["priority"],
         )
         for i in v["interfaces"]
     )
@@ -273,7 +329,14 @@ def parse_interfaces(obj: Any, path: str) -> Interfaces:
         if i.name in seen:
             raise StateFileError(path, f"interfaces[{n}].name", f"{i.name!r} is configured twice")
         seen.add(i.name)
-    return Interfaces(ifaces, bridges)
+    f = v["failover"]
+    failover = FailoverConfig(
+        targets=tuple(f.get("targets", ())),
+        interval_ms=f.get("interval_ms", 500),
+        down_after=f.get("down_after", 3),
+        up_after=f.get("up_after", 4),
+    )
+    return Interfaces(ifaces, bridges, failover)
 
 
 _FORWARDINGS_SCHEMA = {
@@ -383,6 +446,29 @@ def parse_dhcp6_lease(obj: Any, path: str) -> Dhcp6Lease | None:
         tuple(h.network for h in lease.prefixes),
         tuple(h.network.network_address for h in lease.addresses),
     )
+
+
+def read_backup_leases(
+    perm: Path, interfaces: Interfaces, primary: str = "uplink0", family: int = 4
+) -> tuple[tuple[tuple[str, Any], ...], list[StateFileError]]:
+    """The DHCPv4 (or DHCPv6) leases of the backup uplinks named in interfaces.json."""
+    owner, parse = (
+        (dhcp4_lease, parse_dhcp4_lease) if family == 4 else (dhcp6_lease, parse_dhcp6_lease)
+    )
+    out, errors = [], []
+    for name in interfaces.uplink_priorities(primary):
+        if name == primary:
+            continue
+        path = owner.lease_path(perm, name)
+        try:
+            lease = parse(read_json_raw(path)[0], str(path))
+        except StateFileError as e:
+            if e.reason != "does not exist":
+                errors.append(e)
+            continue
+        if lease is not None:
+            out.append((name, lease))
+    return tuple(out), errors
 
 
 def read_interfaces(perm: Path) -> Interfaces:

@@ -132,6 +132,7 @@ class FirewallSpec:
 
     uplink: str = "uplink0"
     lan: str = "lan0"
+    backup_uplinks: tuple[str, ...] = ()  # failover: each is filtered and NATed like uplink
     internal_v4: tuple[ipaddress.IPv4Network, ...] = ()
     forwardings: tuple[Forwarding, ...] = ()
     wireguard: tuple[WireguardInterface, ...] = ()
@@ -208,11 +209,12 @@ def build(spec: FirewallSpec) -> Ruleset:
     forward = _counters("fwded")
     if fast:
         forward.append(f"meta l4proto {{ tcp, udp }} ct state established flow add @{FLOWTABLE}")
-    forward += [
-        # MSS clamping to the route MTU, for SYN and SYN/ACK leaving the uplink.
-        f'oifname "{up}" tcp flags syn tcp option maxseg size set rt mtu',
-        f'iifname "{up}" jump forward_uplink',
-    ]
+    for u in (up, *spec.backup_uplinks):
+        forward += [
+            # MSS clamping to the route MTU, for SYN and SYN/ACK leaving the uplink.
+            f'oifname "{u}" tcp flags syn tcp option maxseg size set rt mtu',
+            f'iifname "{u}" jump forward_uplink',
+        ]
     forward_uplink = [
         "ct state established,related accept",
         f"icmpv6 type {{ {ICMPV6_ERRORS}, {ICMPV6_ECHO} }} accept",
@@ -276,7 +278,9 @@ def build(spec: FirewallSpec) -> Ruleset:
             Chain(
                 "postrouting",
                 (
-                    f'oifname "{up}" masquerade',
+                    # Each uplink masquerades with its own address (failover: conntrack
+                    # entries of a failed uplink are flushed by failoverd).
+                    *(f'oifname "{u}" masquerade' for u in (up, *spec.backup_uplinks)),
                     # Hairpin NAT (router7 issue #53): a LAN host that reached a LAN server
                     # through the WAN address must see the replies come from the router.
                     f'iifname "{lan}" oifname "{lan}" ct status dnat masquerade',

@@ -84,6 +84,7 @@ class Plan:
     sysctls: tuple[tuple[str, str], ...] = ()
     uplink: str = "uplink0"
     lan: str = "lan0"
+    backup_uplinks: tuple[str, ...] = ()  # failover: further uplinks with a lease
     # Firewall inputs that come from the config rather than the kernel.
     internal_v4: tuple[ipaddress.IPv4Network, ...] = field(default=())
 
@@ -94,7 +95,7 @@ def lan_address_for(prefix: ipaddress.IPv6Network) -> ipaddress.IPv6Interface:
     return ipaddress.IPv6Interface(f"{prefix.network_address + 1}/{plen}")
 
 
-def sysctls_for(uplink: str) -> tuple[tuple[str, str], ...]:
+def sysctls_for(uplink: str, backups: tuple[str, ...] = ()) -> tuple[tuple[str, str], ...]:
     return (
         ("net/ipv4/ip_forward", "1"),
         # all.forwarding first: writing it resets per-interface settings such as accept_ra.
@@ -103,6 +104,7 @@ def sysctls_for(uplink: str) -> tuple[tuple[str, str], ...]:
         ("net/ipv6/icmp/ratelimit", "0"),
         # 2 = accept RAs although forwarding: keeps the ISP's default route (and SLAAC).
         (f"net/ipv6/conf/{uplink}/accept_ra", "2"),
+        *((f"net/ipv6/conf/{b}/accept_ra", "2") for b in backups),
     )
 
 
@@ -149,6 +151,26 @@ def build(
 
     exclusive: list[tuple[str, int]] = []
     lease4 = inputs.dhcp4
+    # Failover: the default route leaves through the uplink failoverd chose, if it has
+    # a lease; every uplink keeps its address and on-link gateway (probes, tables).
+    active = inputs.active_uplink or uplink
+    backups = dict(inputs.backup_dhcp4)
+    if active != uplink and (active not in backups or backups[active].router is None):
+        active = uplink
+    for name, lease in backups.items():
+        addresses.append(AddrSpec(name, lease.address))
+        exclusive.append((name, 4))
+        if lease.router is None:
+            continue
+        src = lease.address.ip
+        routes.append(
+            RouteSpec(
+                ipaddress.ip_network(f"{lease.router}/32"), name, None, src, RTPROT_DHCP,
+                scope="link",
+            )
+        )  # fmt: skip
+        if name == active:
+            routes.append(RouteSpec(V4_DEFAULT, name, lease.router, src, RTPROT_DHCP))
     if lease4 is not None:
         addresses.append(AddrSpec(uplink, lease4.address))
         # Only the lease's address (and static ones) stay: an old lease's address goes
@@ -179,10 +201,19 @@ def build(
                                         RTPROT_DHCP,
                                     )
                                 )
-            else:
+            elif active == uplink:
                 routes.append(RouteSpec(V4_DEFAULT, uplink, gw, src, RTPROT_DHCP))
 
     lease6 = inputs.dhcp6
+    for name, backup6 in inputs.backup_dhcp6:
+        # Each uplink's delegation gets its own /64 on the LAN; failoverd routes by source
+        # prefix and radvd deprecates the prefix of an uplink that is down.
+        for prefix in backup6.prefixes:
+            addresses.append(AddrSpec(lan, lan_address_for(prefix)))
+            if prefix.prefixlen < 64:
+                routes.append(RouteSpec(prefix, None, None, None, RTPROT_DHCP, kind="unreachable"))
+        for a in backup6.addresses:
+            addresses.append(AddrSpec(name, ipaddress.IPv6Interface(f"{a}/128")))
     if lease6 is not None:
         for prefix in lease6.prefixes:
             addresses.append(AddrSpec(lan, lan_address_for(prefix)))
@@ -196,7 +227,9 @@ def build(
 
     internal_v4 = tuple(
         dict.fromkeys(
-            a.address.network for a in addresses if a.ifname != uplink and a.address.version == 4
+            a.address.network
+            for a in addresses
+            if a.ifname != uplink and a.ifname not in backups and a.address.version == 4
         )
     )
     return Plan(
@@ -207,9 +240,10 @@ def build(
         addresses=tuple(dict.fromkeys(addresses)),
         routes=tuple(dict.fromkeys(routes)),
         exclusive=tuple(exclusive),
-        sysctls=sysctls_for(uplink),
+        sysctls=sysctls_for(uplink, tuple(backups)),
         uplink=uplink,
         lan=lan,
+        backup_uplinks=tuple(backups),
         internal_v4=internal_v4,
     )
 

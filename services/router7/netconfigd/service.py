@@ -8,14 +8,16 @@ a lease), then tells the services that listen on addresses to look again.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import socket
 
+from router7.failoverd import state as failover_state
 from router7.netconfigd import firstboot
 from router7.netconfigd import plan as planmod
 from router7.netconfigd.apply import Applier
-from router7.netconfigd.config import ConfigStore
+from router7.netconfigd.config import ConfigStore, read_backup_leases
 from router7.netconfigd.metrics import Metrics
 from router7.netconfigd.nft import own_counters
 from router7.runtime.service import Service
@@ -35,6 +37,7 @@ NOTIFY = (
     "statusd",
     "dhcp4",
     "dhcp6",
+    "failoverd",
 )
 
 
@@ -110,6 +113,18 @@ class Netconfigd(Service):
         except OSError as e:
             log.error("first boot: cannot write interfaces.json: %s", e)
         inputs, config_errors = self.store.load()
+        # Failover: backup uplinks' leases and the uplink failoverd made active.
+        backups, backup_errors = read_backup_leases(self.perm, inputs.interfaces, self.args.uplink)
+        backups6, backup6_errors = read_backup_leases(
+            self.perm, inputs.interfaces, self.args.uplink, family=6
+        )
+        config_errors += backup_errors + backup6_errors
+        inputs = dataclasses.replace(
+            inputs,
+            backup_dhcp4=backups,
+            backup_dhcp6=backups6,
+            active_uplink=failover_state.active_uplink(self.perm, self.args.uplink),
+        )
         self.metrics.config_errors.inc(len(config_errors))
         plan = planmod.build(inputs, uplink=self.args.uplink, lan=self.args.lan, resolve=resolve)
         self.metrics.applies.inc()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from router7.dhcp6 import lease as dhcp6_lease
+from router7.failoverd import state as failover_state
 from router7.runtime.statefile import (
     Optional,
     StateFileError,
@@ -45,16 +46,18 @@ def _prefix(value: Any) -> ipaddress.IPv6Network:
     return net
 
 
-def read_lease(perm: Path) -> Lease | None:
-    """The dhcp6 client's lease (through its owner's reader), or None when there is none
-    (yet). A Go router7 lease has no lifetimes: its prefixes come without times."""
-    path = perm / LEASE
+def _read_one(path: Path, usable: bool) -> Lease | None:
     if not path.exists():
         return None
     lease = dhcp6_lease.read(path)
     return Lease(
         prefixes=tuple(
-            Delegated(h.network, _epoch(h.preferred_until), _epoch(h.valid_until))
+            # An uplink that is down (failover): its prefix stays valid (it may come
+            # back) but is no longer preferred, so hosts source new connections from
+            # a prefix that works (docs/failover.md).
+            Delegated(
+                h.network, _epoch(h.preferred_until) if usable else 0.0, _epoch(h.valid_until)
+            )
             for h in lease.prefixes
         ),
         previous=tuple(
@@ -63,6 +66,34 @@ def read_lease(perm: Path) -> Lease | None:
         ),
         obtained_at=_epoch(lease.obtained_at),
     )
+
+
+def read_lease(perm: Path) -> Lease | None:
+    """The dhcp6 client's lease (through its owner's reader), or None when there is none
+    (yet). A Go router7 lease has no lifetimes: its prefixes come without times.
+
+    With failover, the leases of every uplink in failoverd's state are merged, and the
+    prefixes of uplinks that are down get preferred lifetime 0."""
+    try:
+        state = failover_state.read(perm)
+    except StateFileError:
+        state = None
+    if state is None or len(state.uplinks) < 2:
+        return _read_one(perm / LEASE, True)
+    merged: Lease | None = None
+    for u in state.uplinks:
+        lease = _read_one(dhcp6_lease.lease_path(perm, u.name), u.up or u.name == state.active)
+        if lease is None:
+            continue
+        if merged is None:
+            merged = lease
+        else:
+            merged = Lease(
+                merged.prefixes + lease.prefixes,
+                merged.previous + lease.previous,
+                merged.obtained_at,
+            )
+    return merged
 
 
 def read_config(perm: Path) -> Config:

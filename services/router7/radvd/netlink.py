@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from router7.runtime.netlink import NetState
+from router7.runtime.uplink import is_backup_uplink
 
 from .plan import LanFacts
 
@@ -25,5 +26,7 @@ def lan_facts(net: NetState, ifname: str) -> LanFacts:
 
 
 def has_default_route(net: NetState, uplink: str) -> bool:
-    """True if the main table has an IPv6 default route out of ``uplink`` (e.g. from its RAs)."""
-    return bool(net.default_routes(6, uplink))
+    """True if the main table has an IPv6 default route out of ``uplink`` (e.g. from its RAs),
+    or out of a backup uplink (failover: uplink1, ...), which routes LAN traffic as well."""
+    names = [uplink, *(lk.name for lk in net.links.values() if is_backup_uplink(lk.name))]
+    return any(net.default_routes(6, name) for name in dict.fromkeys(names))

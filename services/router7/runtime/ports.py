@@ -18,6 +18,7 @@ HTTP = {
     "radvd": 8068,
     "dhcp4": 8069,
     "dhcp6": 8070,
+    "failoverd": 8071,
     "backupd": 8077,
     "captured": 5080,
 }

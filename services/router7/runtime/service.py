@@ -170,6 +170,11 @@ class Service:
 
     # --- helpers -----------------------------------------------------------
 
+    @property
+    def instance(self) -> str:
+        """The name of this process's pid file (one per service, or per uplink)."""
+        return self.name
+
     def notify(self, service: str) -> bool:
         """Send SIGUSR1 to ``service`` of our run dir, if it runs."""
         return notify.notify(self.run_dir, service)
@@ -236,7 +241,7 @@ class Service:
     def run(self) -> int:
         """Run the reactor until shutdown; returns the exit code."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        notify.register(self.run_dir, self.name)
+        notify.register(self.run_dir, self.instance)
         try:
             self.reactor.callWhenRunning(self._started)
             self.reactor.addSystemEventTrigger("before", "shutdown", self._stopping)
@@ -248,7 +253,7 @@ class Service:
             )
             self.reactor.run()
         finally:
-            notify.unregister(self.run_dir, self.name)
+            notify.unregister(self.run_dir, self.instance)
         return self.exit_code
 
     def _safe(self, hook) -> None:

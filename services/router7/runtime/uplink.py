@@ -23,3 +23,25 @@ def uplink_patterns(configured: str = "uplink0") -> tuple[str, ...]:
 def is_uplink(ifname: str, configured: str = "uplink0") -> bool:
     """Whether ``ifname`` faces the internet."""
     return any(fnmatchcase(ifname, p) for p in uplink_patterns(configured))
+
+
+def is_backup_uplink(ifname: str) -> bool:
+    """``uplink1``, ``uplink2``, ...: a further uplink for failover (not the primary)."""
+    return ifname.startswith("uplink") and ifname[6:].isdigit() and int(ifname[6:]) > 0
+
+
+def state_dir_name(ifname: str) -> str:
+    """A DHCP client's directory under ``<perm>/dhcp4/`` or ``dhcp6/``: router7's ``wire``
+    for the primary uplink (whatever its name), the interface's name for a backup uplink."""
+    return ifname if is_backup_uplink(ifname) else "wire"
+
+
+def instance_name(service: str, ifname: str) -> str:
+    """Pid-file name of a per-uplink service: ``dhcp4`` for the primary, ``dhcp4-uplink1``."""
+    return f"{service}-{ifname}" if is_backup_uplink(ifname) else service
+
+
+def http_port_for(port: int, ifname: str) -> int:
+    """A per-uplink service's management port: its default for the primary, +100 per
+    backup uplink (dhcp4 on uplink1: 8169), so two instances never collide."""
+    return port + 100 * int(ifname[6:]) if port and is_backup_uplink(ifname) else port

@@ -20,6 +20,7 @@ from router7.dhcp4 import lease as dhcp4_lease
 from router7.dhcp4d import store as dhcp4d_store
 from router7.dhcp4d.oui import VendorDB
 from router7.dhcp6 import lease as dhcp6_lease
+from router7.failoverd import state as failover_state
 from router7.runtime.notify import running_pid
 from router7.runtime.statefile import StateFileError, format_time
 
@@ -161,6 +162,30 @@ def uplink6(perm: Path, now: datetime) -> dict:
     return out
 
 
+# --- uplink failover --------------------------------------------------------------------
+
+
+def failover(perm: Path) -> dict:
+    """failoverd's state (which uplink is active, since when, why); "missing" with one uplink."""
+    path = failover_state.state_path(perm)
+    state, data = _read(path, lambda p: failover_state.read(perm))
+    out = _section(state, data, path)
+    if state != "ok" or data is None:
+        return out
+    out.update(
+        active=data.active,
+        since=data.since,
+        reason=data.reason,
+        transitions=data.transitions,
+        uplinks=[
+            {"name": u.name, "priority": u.priority, "up": u.up, "carrier": u.carrier,
+             "since": u.since, "reason": u.reason}
+            for u in data.uplinks
+        ],
+    )  # fmt: skip
+    return out
+
+
 # --- LAN leases ------------------------------------------------------------------------
 
 
@@ -204,5 +229,6 @@ def collect(perm: Path, run_dir: Path, now: datetime, names=SERVICES) -> dict:
         "services": services(run_dir, names),
         "uplink4": uplink4(perm, now),
         "uplink6": uplink6(perm, now),
+        "failover": failover(perm),
         "lan": lan_leases(perm, now),
     }

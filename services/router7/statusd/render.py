@@ -333,10 +333,37 @@ def tools(links: Links) -> str:
     )
 
 
+def failover(s: dict | None) -> str:
+    """Which uplink carries the traffic; nothing with one uplink (no state file)."""
+    if not s or s.get("state") == "missing" or len(s.get("uplinks", [])) < 2:
+        if s and s.get("state") == "error":
+            return f'<section id="failover"><h2>Uplinks</h2>{_error(s["error"])}</section>'
+        return ""
+    rows = [
+        (
+            "Active",
+            f'<span class="mono" data-k="failover-active">{_e(s["active"])}</span> since '
+            f'{_e(s["since"])} <span class="muted small">({_e(s["reason"])})</span>',
+        )
+    ]
+    for u in s["uplinks"]:
+        tag = '<span class="tag ok">up</span>' if u["up"] else '<span class="tag bad">down</span>'
+        rows.append(
+            (
+                _e(u["name"]),
+                f'{tag} <span class="muted small">priority {_e(u["priority"])}, '
+                f"{_e(u['reason'])}</span>",
+            )
+        )
+    rows.append(("Switches", f'<span data-k="failover-transitions">{_e(s["transitions"])}</span>'))
+    return f'<section id="failover"><h2>Uplinks</h2>{_dl(rows)}</section>'
+
+
 def page(status: dict, links: Links) -> bytes:
     left = (
         f'<div class="col"><div class="pair">{uplink4(status["uplink4"])}'
-        f"{uplink6(status['uplink6'])}</div>{lan(status['lan'])}"
+        f"{uplink6(status['uplink6'])}</div>{failover(status.get('failover'))}"
+        f"{lan(status['lan'])}"
         f"{services(status['services'], links)}</div>"
     )
     right = f'<div class="col">{diag(status["diag"], links)}{tools(links)}</div>'

@@ -101,7 +101,9 @@ class Driver:
         self.boot = boot
         self.keep = keep
         self.logger = Logger(self.out_dir, echo=echo)
-        self.lab = Lab(prefix or unique_prefix(), lan_hosts=2)
+        # A scenario that names the second ISP (failover) gets it, and the VM a third NIC.
+        isp2 = "isp2" in self.scenario.read_text()
+        self.lab = Lab(prefix or unique_prefix(), lan_hosts=2, isp2=isp2)
         self.router: VmMachine | None = None
         self.nodes: dict[str, BaseMachine] = {}
 
@@ -128,6 +130,10 @@ class Driver:
         self.nodes = {"router": self.router}
         for name, node in NAMESPACE_NODES.items():
             self.nodes[name] = NamespaceMachine(name, self.out_dir, self.logger, self.lab, node)
+        if self.lab.isp2:
+            self.nodes["isp2"] = NamespaceMachine(
+                "isp2", self.out_dir, self.logger, self.lab, "isp2"
+            )
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -8,6 +8,7 @@ switch:
 
     isp:down0 ── router:uplink0 ─[br-uplink]─ tap-uplink ── VM uplink0
     sw:br0 ── router:lan0 ─[br-lan]─ tap-lan ── VM lan0
+    isp2:down0 ── router:uplink1 ─[br-uplink1]─ tap-uplink1 ── VM 3rd NIC (with isp2)
 
 qemu runs inside the router namespace (it opens the taps there), so
 `router7-lab down` kills it with everything else. The router namespace
@@ -28,6 +29,13 @@ PORTS = (
     ("uplink", "uplink0", "br-uplink", "tap-uplink"),
     ("lan", "lan0", "br-lan", "tap-lan"),
 )
+# A lab with the second ISP (Lab(isp2=True), failover): a third NIC on its segment.
+# It comes third in PCI order, so first boot still names the first two uplink0 and lan0.
+UPLINK1_PORT = ("uplink1", "uplink1", "br-uplink1", "tap-uplink1")
+
+
+def ports(lab) -> tuple[tuple[str, str, str, str], ...]:
+    return (*PORTS, UPLINK1_PORT) if lab.isp2 else PORTS
 
 
 def vm_mac(prefix: str, index: int) -> str:
@@ -41,7 +49,7 @@ def attach(lab) -> None:
     for scope in ("all", "default"):
         sysctl(ns, f"net.ipv6.conf.{scope}.disable_ipv6", 1)
     sysctl(ns, "net.ipv4.ip_forward", 0)
-    for _nic, veth, bridge, tap in PORTS:
+    for _nic, veth, bridge, tap in ports(lab):
         if not link_exists(ns, bridge):
             ip(ns, "link", "add", bridge, "type", "bridge", "stp_state", "0", "mcast_snooping", "0")
         if not link_exists(ns, tap):
@@ -54,7 +62,7 @@ def attach(lab) -> None:
 
 def vm_config(lab, image_dir: Path, state_dir: Path, boot: str = "disk", **kw) -> VmConfig:
     """The router VM of `lab`, its taps in the router namespace."""
-    nics = [Nic(nic, tap, vm_mac(lab.prefix, i)) for i, (nic, _v, _b, tap) in enumerate(PORTS)]
+    nics = [Nic(nic, tap, vm_mac(lab.prefix, i)) for i, (nic, _v, _b, tap) in enumerate(ports(lab))]
     return VmConfig(
         name=f"{lab.prefix}-router",
         state_dir=state_dir,
