@@ -5,9 +5,11 @@ with `router7-image build` (cached after the first build); if that fails, the
 tests fail with the command to run.
 
 The tests run in parallel under pytest-xdist (`./scripts/test` passes
-`-n $ROUTER7_VM_JOBS --dist loadgroup`): every scenario has its own lab prefix,
-VM state dir and artefacts dir, so that is safe by construction. Longest first,
-so that no long scenario starts last (see `EXPECTED_SECONDS`).
+`-n $ROUTER7_VM_JOBS`): every scenario has its own lab prefix, VM state dir and
+artefacts dir, so that is safe by construction. Each scenario is a unit of work;
+the other test files are one unit each (their tests may share a boot through a
+module fixture, as tests/vm/test_driver.py does). Longest first, so that no long
+scenario starts last (see `EXPECTED_SECONDS`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ EXPECTED_SECONDS = {
     "hardening": 80,
     "kernel_features": 74,
     "pd": 69,
-    "disk_boot": 90,  # tests/vm/test_driver.py: one boot for its three tests
+    "test_driver": 90,  # one boot for its three tests
     "test_netboot": 80,
 }
 UNKNOWN_SECONDS = 400
@@ -46,8 +48,6 @@ def expected_seconds(item: pytest.Item) -> float:
     callspec = getattr(item, "callspec", None)
     if callspec is not None and "scenario" in callspec.params:
         key = Path(callspec.params["scenario"]).stem
-    elif (group := item.get_closest_marker("xdist_group")) is not None:
-        key = group.args[0]
     else:
         key = item.path.stem
     return EXPECTED_SECONDS.get(key, UNKNOWN_SECONDS)
@@ -61,6 +61,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     ranked = sorted(vm, key=lambda i: (-expected_seconds(i), str(i.path)))
     others = [i for i in items if not i.get_closest_marker("vm")]
     items[:] = others + ranked
+
+
+def work_unit(nodeid: str) -> str:
+    """A parametrized test (one scenario) alone, else its whole file."""
+    return nodeid if "[" in nodeid else nodeid.split("::")[0]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """For `-n N` (--dist load): units as `work_unit` says, handed out in order, one
+    queued per worker (xdist's loadgroup marks do not survive pytest 9's node ids)."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorkUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ByWorkUnit(config, log)
 
 
 def vm_unavailable() -> str | None:

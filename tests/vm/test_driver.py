@@ -14,9 +14,6 @@ import pytest
 from router7.vmtest.driver import Driver
 from router7.vmtest.machine import RequestedAssertionFailed
 
-# One worker runs them all when the VM tests run in parallel (one boot, see above).
-pytestmark = pytest.mark.xdist_group("disk_boot")
-
 UNITS_UP = """
 start_all()
 router.wait_for_unit("router7-netconfigd.service", timeout=900)
