@@ -34,7 +34,6 @@ class LabAddresses:
     dhcp4_pool_start: str = "192.0.2.10"
     dhcp4_pool_end: str = "192.0.2.100"
     dhcp4_valid_lifetime: int = 120
-    dhcp4_rebind_fraction: float = 7 / 8  # T2 as a part of the lease (RFC 2131's default)
     isp_access_v6: str = "2001:db8:1::1"
     access_v6_subnet: str = "2001:db8:1::/64"
     dhcp6_pool_start: str = "2001:db8:1::1000"

@@ -106,7 +106,7 @@ def kea_dhcp4(a: LabAddresses, st: StatePaths, iface: str = "down0") -> str:
             },
             "valid-lifetime": a.dhcp4_valid_lifetime,
             "renew-timer": a.dhcp4_valid_lifetime // 2,
-            "rebind-timer": int(a.dhcp4_valid_lifetime * a.dhcp4_rebind_fraction),
+            "rebind-timer": a.dhcp4_valid_lifetime * 7 // 8,
             # Reclaim expired leases quickly so tests see them go.
             "expired-leases-processing": {"reclaim-timer-wait-time": 5},
             "subnet4": [

@@ -32,11 +32,9 @@ STATUSD = ports.HTTP["statusd"]
 DIAGD = ports.HTTP["diagd"]
 
 # Leases short enough that outages longer than a lease, T2 and renumbering at T1 fit in
-# a few minutes, with room between the DHCPv4 T2 (60 s) and its end (90 s): at 7/8
-# (79 s) a VM slowed by a busy host was at times plugged back after the lease ran out.
+# a few minutes, with room between the DHCPv4 T2 (79 s) and its end (90 s).
 SHORT_LEASES = {
     "dhcp4_valid_lifetime": 90,
-    "dhcp4_rebind_fraction": 2 / 3,
     "dhcp6_preferred_lifetime": 60,
     "dhcp6_valid_lifetime": 300,
 }
