@@ -121,6 +121,7 @@
             router7.dependencies
             ++ [
               ps.pytest
+              ps.pytest-xdist # parallel VM tests (scripts/test)
               ps.hypothesis
               ps.supervisor # the lab runs router7's services under supervisord
             ]

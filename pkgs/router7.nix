@@ -103,6 +103,7 @@ python3Packages.buildPythonApplication {
   doCheck = true;
   nativeCheckInputs = with python3Packages; [
     pytestCheckHook
+    pytest-xdist # ./scripts/test runs the VM tests in parallel; unused here
     hypothesis
   ];
   enabledTestPaths = [ "tests/unit" ];

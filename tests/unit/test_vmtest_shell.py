@@ -166,3 +166,30 @@ def test_systemctl_on_the_isp_maps_kea_and_radvd_to_lab_peers(tmp_path):
     isp.wait_for_unit("kea-dhcp4-server", timeout=5)
     assert isp.systemctl("restart radvd")[0] == 0 and lab.running["isp-radvd"]
     assert isp.systemctl("status sshd")[0] != 0
+
+
+def test_a_lan_host_starts_its_dhcp_client_with_its_first_command(tmp_path, monkeypatch):
+    """Not at start(): the router VM is still booting then (see NamespaceMachine.start)."""
+    from router7.lab import router as lab_router
+    from router7.vmtest import machine
+    from router7.vmtest.machine import NamespaceMachine
+
+    started = []
+    monkeypatch.setattr(lab_router, "start_lan_client", lambda lab, node: started.append(node))
+    ran = []
+
+    def fake_run(argv, **kw):
+        ran.append(argv)
+        return subprocess.CompletedProcess(argv, 0, "ok\n", "")
+
+    monkeypatch.setattr(machine.subprocess, "run", fake_run)
+    lan = NamespaceMachine("lan", tmp_path, Logger(tmp_path, echo=False), FakeLab(), "lan1")
+    isp = NamespaceMachine("isp", tmp_path, Logger(tmp_path, echo=False), FakeLab(), "isp")
+    for m in (lan, isp):
+        m.start()
+    assert started == []
+    assert isp.succeed("true") == "ok\n" and started == []
+    assert lan.succeed("ip -4 addr") == "ok\n"
+    assert lan.succeed("true") == "ok\n"
+    assert started == ["lan1"], "the client starts once, before the first command"
+    assert ran[1][:4] == ["ip", "netns", "exec", "x-lan1"]

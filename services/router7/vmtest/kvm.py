@@ -89,5 +89,8 @@ def accelerator(kernel: Path | None = None) -> tuple[str, str]:
     works, why = kvm_boots(kernel)
     accel = "kvm" if works else "tcg"
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    cache.write_text(f"{accel} {why}\n")
+    # Atomically: parallel test workers probe at once and read each other's verdict.
+    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+    tmp.write_text(f"{accel} {why}\n")
+    tmp.replace(cache)
     return accel, why
