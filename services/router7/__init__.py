@@ -14,5 +14,6 @@ SERVICES = (
     "captured",
     "diagd",
     "backupd",
+    "updated",
     "statusd",
 )

@@ -32,6 +32,7 @@ NOTIFY = (
     "diagd",
     "captured",
     "backupd",
+    "updated",
     "statusd",
     "dhcp4",
     "dhcp6",

@@ -19,6 +19,7 @@ HTTP = {
     "dhcp4": 8069,
     "dhcp6": 8070,
     "backupd": 8077,
+    "updated": 8078,
     "captured": 5080,
 }
 DNS = 53  # dnsd, UDP and TCP
