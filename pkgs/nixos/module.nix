@@ -35,6 +35,7 @@ let
     "captured"
     "diagd"
     "backupd"
+    "updated"
     "statusd"
   ];
   unitName = svc: "router7-${svc}";

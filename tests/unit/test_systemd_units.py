@@ -14,8 +14,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "pkgs" / "systemd"
 # Console scripts that are tools run by a person or the build, not services.
-NOT_SERVICES = {"router7-lab", "router7-restore", "router7-image", "router7-vmtest"}
+NOT_SERVICES = {
+    "router7-lab", "router7-restore", "router7-image", "router7-vmtest", "router7-safe-update"
+}  # fmt: skip
 CAPS = {"CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_NET_BIND_SERVICE"}
+# updated alone: kexec into an update and reboot back (CAP_SYS_BOOT), and /boot (the
+# boot partition, optional: netboot has none) to write the slots.
+EXTRA = {"router7-updated": ({"CAP_SYS_BOOT"}, ["-/boot"])}
 
 
 def service_scripts() -> list[str]:
@@ -40,7 +45,7 @@ def all_values(path: Path, key: str) -> list[str]:
 
 
 def test_every_service_script_has_a_unit():
-    assert len(service_scripts()) == 10
+    assert len(service_scripts()) == 11
     missing = [s for s in service_scripts() if not (UNITS / f"{s}.service").exists()]
     assert missing == []
 
@@ -74,10 +79,11 @@ def test_unit_keeps_the_contract(script):
         "-/etc/router7/%N.env",
     ]
     assert svc["NoNewPrivileges"] == "yes" and svc["ProtectSystem"] == "strict"
-    assert svc["ReadWritePaths"].split() == ["/perm", "/run/router7"]
+    extra_caps, extra_paths = EXTRA.get(script, (set(), []))
+    assert svc["ReadWritePaths"].split() == ["/perm", "/run/router7", *extra_paths]
     caps = set(svc.get("AmbientCapabilities", "").split())
     assert caps == set(svc.get("CapabilityBoundingSet", "").split())
-    assert caps <= CAPS
+    assert caps <= CAPS | extra_caps
     assert "DynamicUser" not in svc and "RuntimeDirectory" not in svc
     assert unit["Install"]["WantedBy"] == "router7.target"
 

@@ -9,6 +9,7 @@ import json
 import logging
 from pathlib import Path
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from twisted.internet import defer, threads
 from twisted.web.client import Agent, readBody
 
@@ -71,6 +72,7 @@ class UpdatedService(Service):
             log.error("the last update was rolled back: %s", boot.reason)
         elif boot.action == "trial":
             self._start_trial(boot)
+        self.registry.register(self)
 
     def _start_trial(self, boot) -> None:
         pending = boot.pending or {}
@@ -185,6 +187,27 @@ class UpdatedService(Service):
             out["trial_deadline_uptime"] = self.trial.deadline
             out["trial_last_error"] = self.trial.last_error
         return out
+
+    def collect(self):
+        """Prometheus: updated_info and updated_updates_total (see docs/metrics.md)."""
+        s = self.status()
+        info = GaugeMetricFamily(
+            "updated_info", "what runs and what boots next (always 1)",
+            labels=["version", "running_slot", "default_slot", "state"],
+        )  # fmt: skip
+        info.add_metric(
+            [s["version"], s["running_slot"] or "", s["default_slot"] or "", s["state"]], 1.0
+        )
+        yield info
+        results = CounterMetricFamily(
+            "updated_updates", "updates in the history by result", labels=["result"]
+        )
+        counts: dict[str, int] = {}
+        for e in self.history.entries():
+            counts[e.get("result", "")] = counts.get(e.get("result", ""), 0) + 1
+        for result, n in sorted(counts.items()):
+            results.add_metric([result], n)
+        yield results
 
     def http_root(self):
         return root(self.perm, self.updater, self.status, self.start_trial)
