@@ -53,7 +53,9 @@ def test_status_json_shape(tmp_path):
     request, body = get(make(tmp_path), b"/status.json")
     assert request.responseHeaders.getRawHeaders(b"content-type") == [b"application/json"]
     status = json.loads(body)
-    assert set(status) == {"generated_at", "services", "uplink4", "uplink6", "lan", "diag"}
+    assert set(status) == {
+        "generated_at", "services", "uplink4", "uplink6", "lan", "diag", "system"
+    }  # fmt: skip
     assert status["generated_at"] == "2026-11-23T12:00:00Z"
     assert status["uplink4"]["address"] == "192.0.2.23/25"
     assert status["uplink4"]["state"] == "ok"

@@ -246,3 +246,19 @@ def test_history_settle_keeps_steps(tmp_path):
     assert h.pending() is None
     (tmp_path / hist.PATH).write_text("{broken")
     assert h.entries() == []  # a damaged history never blocks a rollback
+
+
+def test_statusd_shows_version_slot_and_the_last_update(tmp_path):
+    from router7.statusd import collect, render
+
+    (tmp_path / "version").write_text("2.0\n")
+    (tmp_path / "cmdline").write_text("console=ttyS0 router7.slot=B\n")
+    h = hist.History(tmp_path / "perm")
+    h.append({"id": "a", "result": hist.TRIAL, "from_version": "1.0", "to_version": "2.0"})
+    h.settle("a", hist.ROLLED_BACK, "not healthy within 60 s: <uplink9>")
+    info = collect.system(tmp_path / "perm", tmp_path / "version", tmp_path / "cmdline")
+    assert (info["version"], info["slot"], info["trial"]) == ("2.0", "B", False)
+    assert info["last_update"]["result"] == "rolled back"
+    html = render.system(info)
+    assert 'data-k="slot">B<' in html and "rolled back: 1.0 → 2.0" in html
+    assert "&lt;uplink9&gt;" in html  # escaped
