@@ -262,3 +262,36 @@ def test_statusd_shows_version_slot_and_the_last_update(tmp_path):
     html = render.system(info)
     assert 'data-k="slot">B<' in html and "rolled back: 1.0 → 2.0" in html
     assert "&lt;uplink9&gt;" in html  # escaped
+
+
+def test_a_variant_is_the_image_plus_an_overlay_cpio(tmp_path):
+    from router7.image import cpio, variant
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "vmlinuz").write_bytes(b"K" * 100)
+    (src / "initrd").write_bytes(b"compressed archive" + b"x")  # 19 bytes: padded to 20
+    (src / "cmdline").write_text("console=ttyS0 panic=10\n")
+    m = variant.make(
+        src, tmp_path / "v", "v2", {"etc/router7/router7.env": b"ROUTER7_UPLINK=uplink9\n"},
+        append="rdinit=/nope",
+    )  # fmt: skip
+    initrd = (tmp_path / "v/initrd").read_bytes()
+    assert initrd.startswith(b"compressed archivex\0")
+    files = {p: d for p, mode, d in cpio.read(initrd[20:]) if d}
+    assert files == {
+        "overlay/etc/router7/version": b"v2\n",
+        "overlay/etc/router7/router7.env": b"ROUTER7_UPLINK=uplink9\n",
+    }
+    assert m["cmdline"] == "console=ttyS0 panic=10 rdinit=/nope"
+    assert m["files"]["initrd"]["sha256"] == hashlib.sha256(initrd).hexdigest()
+    # What updated accepts: the variant's manifest as it is.
+    assert Manifest.parse((tmp_path / "v/manifest.json").read_bytes()).version == "v2"
+
+
+def test_outage_is_the_longest_run_of_unanswered_pings():
+    from router7.updated.outage import gaps
+
+    assert gaps({1, 2, 3, 9, 10}, 10) == 5
+    assert gaps(set(), 4) == 4
+    assert gaps({1, 2}, 2) == 0
