@@ -295,3 +295,36 @@ def test_outage_is_the_longest_run_of_unanswered_pings():
     assert gaps({1, 2, 3, 9, 10}, 10) == 5
     assert gaps(set(), 4) == 4
     assert gaps({1, 2}, 2) == 0
+
+
+def test_safe_update_refuses_an_image_not_matching_its_manifest(tmp_path, monkeypatch):
+    from router7.updated import client, safe_update
+
+    d = tmp_path / "img"
+    d.mkdir()
+    (d / "vmlinuz").write_bytes(KERNEL)
+    (d / "initrd").write_bytes(INITRD)
+    (d / "manifest.json").write_bytes(manifest())
+    assert safe_update.check_image(d)["version"] == "2.0"
+    (d / "initrd").write_bytes(INITRD[:-1])
+    with pytest.raises(client.ClientError, match="initrd does not match"):
+        safe_update.check_image(d)
+    monkeypatch.delenv("ROUTER7_ADMIN_TOKEN", raising=False)
+    args = type("Args", (), {"token_file": None})()
+    with pytest.raises(client.ClientError, match="no admin credential"):
+        safe_update.token_from(args)
+    monkeypatch.setenv("ROUTER7_ADMIN_TOKEN", "t0ken\n")
+    assert safe_update.token_from(args) == "t0ken"
+
+
+def test_client_names_an_unreachable_router():
+    import socket
+
+    from router7.updated import client
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    with pytest.raises(client.Unreachable, match=f"http://127.0.0.1:{port}/status.json"):
+        client.Router("127.0.0.1", "t").json("GET", port, "/status.json")
