@@ -61,7 +61,7 @@ in
 
   # /perm: perm.nix (the disk's ext4 "perm" partition, else a tmpfs).
 
-  # Updates (router7-updated), as on the Debian leg (pkgs/debian/rootfs/etc/fstab and
+  # Updates (router7-updated), as on the Debian leg (pkgs/debian/init mounts /boot;
   # rootfs/etc/systemd/system.conf.d/router7-watchdog.conf): the boot partition with
   # slots A/B on /boot, owned by the router7 user; systemd keeps the hardware watchdog;
   # the image's version string in /etc/router7/version.
@@ -70,7 +70,7 @@ in
     fsType = "vfat";
     options = [
       "rw" "noatime" "nofail" "uid=400" "gid=400" "fmask=0022" "dmask=0022" "flush"
-      "x-systemd.device-timeout=10s"
+      "x-systemd.device-timeout=5min"
     ];
   };
   systemd.watchdog = {

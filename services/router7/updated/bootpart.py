@@ -1,7 +1,7 @@
 """The boot partition as files: slots A and B, and default.cfg naming the one syslinux boots.
 
 The FAT partition labelled ROUTER7BOOT is mounted on /boot (owned by the router7
-user, see pkgs/debian/rootfs/etc/fstab), so writing a slot needs no privilege.
+user: pkgs/debian/init mounts it; NixOS: fileSystems in pkgs/nixos/appliance.nix), so writing a slot needs no privilege.
 A slot is written as dot-prefixed temp files, fsynced, then renamed into place;
 it is only booted by syslinux once ``default.cfg`` names it, and that happens
 only after the new system proved healthy (commit). A half-written slot is
