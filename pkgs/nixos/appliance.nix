@@ -69,7 +69,7 @@ in
     device = "/dev/disk/by-label/ROUTER7BOOT";
     fsType = "vfat";
     options = [
-      "rw" "noatime" "nofail" "uid=400" "gid=400" "fmask=0022" "dmask=0022" "flush"
+      "rw" "noatime" "nofail" "iocharset=utf8" "uid=400" "gid=400" "fmask=0022" "dmask=0022" "flush"
       "x-systemd.device-timeout=5min"
     ];
   };
