@@ -63,7 +63,7 @@ diagd = {
     "targets": [f"{ADDR.internet_v4}:{ADDR.http_port}", f"[{ADDR.internet_v6}]:{ADDR.http_port}"],
     "dns_name": ADDR.www_name,
 }
-router.succeed(f"echo '{json.dumps(diagd)}' > /perm/diagd/config.json")
+router.succeed(f"mkdir -p /perm/diagd && echo '{json.dumps(diagd)}' > /perm/diagd/config.json")
 router.succeed("chown router7: /perm/diagd/config.json && systemctl restart router7-diagd")
 router.wait_for_unit("router7-updated.service")
 wait_for(
@@ -96,11 +96,13 @@ with subtest("bad input: wrong token, truncated initrd, wrong digest; nothing wr
     router.succeed("! ls -a /boot/B | grep -q '^\\.[a-z]'")  # no half-written file left
     assert boot_sha().splitlines()[2] == before.splitlines()[2]  # default.cfg unchanged
     assert status()["default_slot"] == "A"
+    # The VM has 1 GiB: every image (~80 MB) in /tmp is RAM.
+    router.succeed(f"rm -rf {good} /tmp/short-initrd /tmp/other-kernel")
 
 with subtest("unhealthy update: the new system rolls back to slot A by itself"):
     t0 = time.monotonic()
     broken = variant("update-broken", "--file", "etc/router7/router7.env=ROUTER7_UPLINK=uplink9")
-    router.succeed(f"{CLIENT} upload {broken}")
+    router.succeed(f"{CLIENT} upload {broken} && rm -rf {broken}")
     router.succeed(f"{CLIENT} trial --deadline 150")
     kexec_into_b()
     router.wait_for_unit("router7-updated.service")
@@ -121,7 +123,7 @@ with subtest("unhealthy update: the new system rolls back to slot A by itself"):
 with subtest("panicking kernel: panic=10 resets into slot A; the old system records it"):
     t0 = time.monotonic()
     panics = variant("update-panic", "--append", "rdinit=/no-such-init")
-    router.succeed(f"{CLIENT} upload {panics}")
+    router.succeed(f"{CLIENT} upload {panics} && rm -rf {panics}")
     router.succeed(f"{CLIENT} trial --deadline 300")
     kexec_into_b()
     router.wait_for_console_text(r"Kernel panic", 600)
@@ -134,7 +136,8 @@ with subtest("panicking kernel: panic=10 resets into slot A; the old system reco
 with subtest("good update: committed in slot B; the LAN host's outage is measured"):
     wait_online(router, lan)
     t0 = time.monotonic()
-    router.succeed(f"{CLIENT} upload {good}")
+    good = variant("update-good")
+    router.succeed(f"{CLIENT} upload {good} && rm -rf {good}")
     lan.succeed(
         f"ping -n -O -i 0.1 -W 1 {ADDR.internet_v4} > {PING_LOG} 2>&1 & "
         f"echo $! > {PING_LOG}.pid"
