@@ -103,15 +103,13 @@ with subtest("unhealthy update: the new system rolls back to slot A by itself"):
     t0 = time.monotonic()
     broken = variant("update-broken", "--file", "etc/router7/router7.env=ROUTER7_UPLINK=uplink9")
     router.succeed(f"{CLIENT} upload {broken} && rm -rf {broken}")
-    router.succeed(f"{CLIENT} trial --deadline 150")
+    router.succeed(f"{CLIENT} trial --deadline 240")
     kexec_into_b()
-    router.wait_for_unit("router7-updated.service")
-    on_trial = status()
-    assert (on_trial["running_slot"], on_trial["version"]) == ("B", "update-broken"), on_trial
-    assert on_trial["default_slot"] == "A" and on_trial["state"] == "trial", on_trial
     back_in_a()
     last = wait_for(settled, "the rollback to be recorded")
-    assert last["result"] == "rolled back" and "uplink9" in last["reason"], last
+    assert last["result"] == "rolled back" and "not healthy within 240 s" in last["reason"], last
+    # The new system did run (slot B, its own version) and judged itself.
+    assert any("booted slot B (update-broken)" in s["what"] for s in last["steps"]), last
     now = status()
     assert (now["running_slot"], now["default_slot"], now["version"]) == (
         "A", "A", first["version"],

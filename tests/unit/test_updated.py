@@ -230,8 +230,15 @@ def test_trial_rolls_back_at_the_deadline_naming_the_last_error():
 def test_trial_past_its_deadline_at_start_rolls_back_at_once():
     clock = task.Clock()
     clock.advance(100)  # updated restarted late in the trial: the deadline counts from boot
+    acts = Acts(clock, [{"healthy": False, "first_error": "dns: timeout"}, {"healthy": True}])
+    acts.trial(deadline=60).start()
+    # One probe, for the reason only: a late verdict never commits.
+    clock.advance(0)
+    assert acts.committed == [] and len(acts.rolled_back) == 1
+    assert "dns: timeout" in acts.rolled_back[0]
     acts = Acts(clock, [{"healthy": True}] * 5)
     acts.trial(deadline=60).start()
+    clock.advance(0)
     assert acts.committed == [] and len(acts.rolled_back) == 1
 
 

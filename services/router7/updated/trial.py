@@ -80,6 +80,7 @@ class Trial:
         self.interval = interval
         self.good = 0
         self.last_error = "no health verdict yet"
+        self.probed = False
         self.state = "waiting"  # then "committed" or "rolled back"
         self._call = None
 
@@ -99,10 +100,17 @@ class Trial:
         self._call = None
         if self.state != "waiting":
             return
-        if self.uptime() >= self.deadline:
+        if self.uptime() >= self.deadline and self.probed:
             self._rollback(f"not healthy within {self.deadline:.0f} s: {self.last_error}")
             return
+        # Past the deadline already (a slow start): one probe still, for the reason.
+        late = self.uptime() >= self.deadline
+        self.probed = True
         d = defer.maybeDeferred(self.probe)
+        if late:
+            d.addCallback(
+                lambda health: {**health, "healthy": False} if isinstance(health, dict) else health
+            )
         d.addCallbacks(self._verdict, self._probe_failed)
         d.addErrback(lambda f: log.error("update trial: %s", f.getTraceback()))
         d.addBoth(lambda _: self._again())
