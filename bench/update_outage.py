@@ -65,7 +65,7 @@ marks["cold reboot"] = ping_outage()
 diagd = {"targets": [f"{ADDR.internet_v4}:{ADDR.http_port}"], "dns_name": ADDR.www_name}
 router.succeed(f"mkdir -p /perm/diagd && echo '{json.dumps(diagd)}' > /perm/diagd/config.json")
 router.succeed("systemctl restart router7-diagd")
-router.succeed("router7-image variant --from /boot/A --version bench-update --out /tmp/v")
+router.succeed("router7-image variant --parts --from /boot/A --version bench-update --out /tmp/v")
 router.succeed(f"{CLIENT} upload /tmp/v && rm -rf /tmp/v")
 ping_start()
 router.succeed(f"{CLIENT} trial --deadline 900")

@@ -6,7 +6,8 @@
 #   commit      a good update: the router runs it from slot B, committed; the LAN host's
 #               outage (ping every 100 ms through the router) is printed
 # The updates are variants of the running image made on the router itself
-# (`router7-image variant`: its kernel and initrd plus a small cpio), uploaded to its
+# (`router7-image variant --parts`: its kernel and initrd plus a small cpio, the initrd
+# streamed from /boot/A rather than copied into RAM), uploaded to its
 # own LAN address with the admin token from /perm: no image files needed on the host.
 import json
 import time
@@ -31,7 +32,7 @@ def boot_sha():
 def variant(name, *extra):
     out = f"/tmp/{name}"
     router.succeed(
-        f"router7-image variant --from /boot/A --version {name} --out {out} "
+        f"router7-image variant --parts --from /boot/A --version {name} --out {out} "
         + " ".join(extra)
     )
     return out
@@ -84,7 +85,7 @@ with subtest("bad input: wrong token, truncated initrd, wrong digest; nothing wr
     )
     assert "401" in out, out
     router.succeed(f"{CLIENT} put manifest.json {good}/manifest.json")
-    router.succeed(f"head -c -4096 {good}/initrd > /tmp/short-initrd")
+    router.succeed("head -c 1000000 /boot/A/initrd > /tmp/short-initrd")
     out = router.fail(f"{CLIENT} put initrd /tmp/short-initrd 2>&1")
     assert "400" in out and "truncated" in out, out
     router.succeed(f"cp {good}/vmlinuz /tmp/other-kernel")  # same size, one byte changed

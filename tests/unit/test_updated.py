@@ -335,3 +335,21 @@ def test_client_names_an_unreachable_router():
     s.close()  # nothing listens there now
     with pytest.raises(client.Unreachable, match=f"http://127.0.0.1:{port}/status.json"):
         client.Router("127.0.0.1", "t").json("GET", port, "/status.json")
+
+
+def test_a_parts_variant_uploads_the_same_bytes(tmp_path):
+    from router7.image import variant
+    from router7.updated.client import _Concat
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "vmlinuz").write_bytes(b"K" * 100)
+    (src / "initrd").write_bytes(b"base initrd" * 1000)
+    (src / "cmdline").write_text("console=ttyS0\n")
+    whole = variant.make(src, tmp_path / "whole", "v2")
+    parts = variant.make(src, tmp_path / "parts", "v2", parts=True)
+    assert parts["files"] == whole["files"]
+    assert not (tmp_path / "parts/initrd").exists()
+    with _Concat(variant.initrd_parts(tmp_path / "parts")) as f:
+        data = b"".join(iter(lambda: f.read(333), b""))
+    assert data == (tmp_path / "whole/initrd").read_bytes()

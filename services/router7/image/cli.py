@@ -46,6 +46,12 @@ def main(argv: list[str] | None = None) -> None:
         help="a file put over the system (path relative to /), repeatable",
     )
     v.add_argument("--append", default="", help="words appended to the kernel command line")
+    v.add_argument(
+        "--parts",
+        action="store_true",
+        help="no copy of the base initrd: initrd.parts names it and the appended archive "
+        "(python3 -m router7.updated.client upload streams both)",
+    )
     args = p.parse_args(argv)
     try:
         if args.command == "disk":
@@ -64,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
                 if not sep or not path:
                     sys.exit(f"router7-image: --file {spec!r}: expected PATH=CONTENT")
                 files[path] = (content + "\n").encode()
-            m = variant.make(args.src, args.out, args.version, files, args.append)
+            m = variant.make(args.src, args.out, args.version, files, args.append, args.parts)
             print(f"{args.out}: version {m['version']}, cmdline {m['cmdline']}")
             return
         from router7.image.build import build

@@ -47,28 +47,61 @@ def overlay_cpio(files: dict[str, bytes], epoch: int = 0) -> bytes:
     return buf.getvalue()
 
 
+PARTS = "initrd.parts"
+
+
+def initrd_parts(image: Path) -> list[Path] | None:
+    """The files whose concatenation is the initrd of a ``--parts`` variant, else None."""
+    listing = image / PARTS
+    if not listing.is_file():
+        return None
+    return [image / line for line in listing.read_text().splitlines() if line]
+
+
 def make(
     src: Path,
     out: Path,
     version: str,
     files: dict[str, bytes] | None = None,
     append: str = "",
+    parts: bool = False,
 ) -> dict:
-    """Write vmlinuz, initrd, cmdline and manifest.json of the variant into ``out``."""
+    """Write vmlinuz, initrd, cmdline and manifest.json of the variant into ``out``.
+
+    ``parts``: instead of ``initrd``, write the appended archive alone and
+    ``initrd.parts`` naming the base initrd and it: the upload streams both, and the
+    router, whose /tmp is RAM, keeps no second copy of a 70 MB initrd."""
     out.mkdir(parents=True, exist_ok=True)
     files = {"etc/router7/version": (version + "\n").encode(), **(files or {})}
     shutil.copyfile(src / "vmlinuz", out / "vmlinuz")
-    base = (src / "initrd").read_bytes()
-    pad = b"\0" * (-len(base) % 4)  # the kernel skips zeros between archives
-    (out / "initrd").write_bytes(base + pad + overlay_cpio(files))
+    base = src.resolve() / "initrd"
+    pad = b"\0" * (-base.stat().st_size % 4)  # the kernel skips zeros between archives
+    tail = pad + overlay_cpio(files)
+    h = hashlib.sha256()
+    with open(base, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    h.update(tail)
+    if parts:
+        (out / "initrd.overlay").write_bytes(tail)
+        (out / PARTS).write_text(f"{base}\ninitrd.overlay\n")
+    else:
+        with open(base, "rb") as f, open(out / "initrd", "wb") as o:
+            shutil.copyfileobj(f, o, 1 << 20)
+            o.write(tail)
     cmdline = " ".join(((src / "cmdline").read_text() + " " + append).split())
     (out / "cmdline").write_text(cmdline + "\n")
+    sizes = {"initrd": base.stat().st_size + len(tail)}
+    digests = {"initrd": h.hexdigest()}
     manifest = {
         "version": version,
         "cmdline": cmdline,
         "variant_of": str(src),
         "files": {
-            name: {"bytes": (out / name).stat().st_size, "sha256": _sha256(out / name)}
+            name: {
+                "bytes": sizes.get(name) or (out / name).stat().st_size,
+                "sha256": digests.get(name) or _sha256(out / name),
+            }
             for name in ("vmlinuz", "initrd", "cmdline")
         },
     }

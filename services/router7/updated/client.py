@@ -101,11 +101,13 @@ class Router:
         port = ports.HTTP["updated"]
         manifest = (image / "manifest.json").read_bytes()
         self.json("PUT", port, "/update/manifest.json", body=manifest)
+        from router7.image.variant import initrd_parts
+
         for name in ("vmlinuz", "initrd"):
-            path = image / name
-            with open(path, "rb") as f:
+            paths = (initrd_parts(image) if name == "initrd" else None) or [image / name]
+            with _Concat(paths) as f:
                 self.json(
-                    "PUT", port, f"/update/{name}", body=f, length=path.stat().st_size,
+                    "PUT", port, f"/update/{name}", body=f, length=f.size,
                     progress=(lambda s, t, n=name: progress(n, s, t)) if progress else None,
                     timeout=max(self.timeout, 600),
                 )  # fmt: skip
@@ -141,6 +143,31 @@ class Router:
             raise Refused(status, f"backup: {status}: {data[:200].decode(errors='replace')}")
         out.write_bytes(data)
         return len(data)
+
+
+class _Concat:
+    """Files read one after the other as one (a ``--parts`` variant's initrd)."""
+
+    def __init__(self, paths: list[Path]):
+        self.paths = paths
+        self.size = sum(p.stat().st_size for p in paths)
+        self._files = []
+
+    def __enter__(self):
+        self._files = [open(p, "rb") for p in self.paths]  # noqa: SIM115
+        return self
+
+    def __exit__(self, *exc):
+        for f in self._files:
+            f.close()
+
+    def read(self, n: int) -> bytes:
+        while self._files:
+            block = self._files[0].read(n)
+            if block:
+                return block
+            self._files.pop(0).close()
+        return b""
 
 
 def bar(name: str, sent: int, total: int, stream=sys.stderr) -> None:
