@@ -25,8 +25,11 @@ def status():
     return json.loads(router.succeed(f"{CLIENT} status"))
 
 
-def boot_sha():
-    return router.succeed("sha256sum /boot/B/vmlinuz /boot/B/initrd /boot/default.cfg")
+def boot_sha(*paths):
+    return router.succeed("sha256sum " + " ".join(paths))
+
+
+BOOTABLE = ("/boot/A/vmlinuz", "/boot/A/initrd", "/boot/A/cmdline", "/boot/default.cfg")
 
 
 def variant(name, *extra):
@@ -78,12 +81,15 @@ print(f"router: {first['version']} in slot A, healthy after {time.monotonic() - 
 
 with subtest("bad input: wrong token, truncated initrd, wrong digest; nothing written"):
     good = variant("update-good")
-    before = boot_sha()
+    before, slot_b = boot_sha(*BOOTABLE), boot_sha("/boot/B/vmlinuz", "/boot/B/initrd")
     out = router.fail(
         f"python3 -m router7.updated.client --router {LAN_GW} --token wrong "
         f"put manifest.json {good}/manifest.json 2>&1"
     )
     assert "401" in out, out
+    assert boot_sha("/boot/B/vmlinuz", "/boot/B/initrd") == slot_b  # a 401 changes nothing
+    # An accepted manifest clears the inactive slot B for the upload; A and default.cfg,
+    # what any boot uses, are never touched.
     router.succeed(f"{CLIENT} put manifest.json {good}/manifest.json")
     router.succeed("head -c 1000000 /boot/A/initrd > /tmp/short-initrd")
     out = router.fail(f"{CLIENT} put initrd /tmp/short-initrd 2>&1")
@@ -95,7 +101,7 @@ with subtest("bad input: wrong token, truncated initrd, wrong digest; nothing wr
     out = router.fail(f"{CLIENT} trial --deadline 120 2>&1")
     assert "409" in out, out
     router.succeed("! ls -a /boot/B | grep -q '^\\.[a-z]'")  # no half-written file left
-    assert boot_sha().splitlines()[2] == before.splitlines()[2]  # default.cfg unchanged
+    assert boot_sha(*BOOTABLE) == before
     assert status()["default_slot"] == "A"
     # The VM has 1 GiB: every image (~80 MB) in /tmp is RAM.
     router.succeed(f"rm -rf {good} /tmp/short-initrd /tmp/other-kernel")
