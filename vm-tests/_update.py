@@ -1,3 +1,8 @@
+# NOT RUN BY CI YET (the leading "_" keeps it out of tests/vm and the Nix checks):
+# its first real runs passed the bad-input part and kexec'd into slot B, but loading
+# the ~80 MB initrd with kexec_file_load OOM-killed services in the 1 GiB VM; rename to
+# update.py once it passes (more VM memory, or a smaller initrd). See the report.
+#
 # Updates that undo themselves, on one VM (four kexec trials, two rollback reboots):
 #   bad input   a wrong token, a truncated initrd, a wrong digest: refused, slot B untouched
 #   unhealthy   an update whose uplink is broken: the new system reboots itself into slot A
@@ -39,6 +44,11 @@ def variant(name, *extra):
         + " ".join(extra)
     )
     return out
+
+
+def trial(deadline):
+    """Start the trial in the background: the kexec ends this shell, reply or not."""
+    router.succeed(f"{CLIENT} trial --deadline {deadline} >/tmp/trial.json 2>&1 &")
 
 
 def kexec_into_b():
@@ -110,7 +120,7 @@ with subtest("unhealthy update: the new system rolls back to slot A by itself"):
     t0 = time.monotonic()
     broken = variant("update-broken", "--file", "etc/router7/router7.env=ROUTER7_UPLINK=uplink9")
     router.succeed(f"{CLIENT} upload {broken} && rm -rf {broken}")
-    router.succeed(f"{CLIENT} trial --deadline 240")
+    trial(240)
     kexec_into_b()
     back_in_a()
     last = wait_for(settled, "the rollback to be recorded")
@@ -129,7 +139,7 @@ with subtest("panicking kernel: panic=10 resets into slot A; the old system reco
     t0 = time.monotonic()
     panics = variant("update-panic", "--append", "rdinit=/no-such-init")
     router.succeed(f"{CLIENT} upload {panics} && rm -rf {panics}")
-    router.succeed(f"{CLIENT} trial --deadline 300")
+    trial(300)
     kexec_into_b()
     router.wait_for_console_text(r"Kernel panic", 600)
     back_in_a()
@@ -148,7 +158,7 @@ with subtest("good update: committed in slot B; the LAN host's outage is measure
         f"echo $! > {PING_LOG}.pid"
     )
     lan.wait_until_succeeds(f"grep -q 'bytes from' {PING_LOG}")
-    router.succeed(f"{CLIENT} trial --deadline 600")
+    trial(600)
     kexec_into_b()
     router.wait_for_unit("router7-updated.service")
     last = wait_for(settled, "the commit")
