@@ -68,6 +68,25 @@ in
 
   # /perm: perm.nix (the disk's ext4 "perm" partition, else a tmpfs).
 
+  # Updates (router7-updated), as on the Debian leg (pkgs/debian/init mounts /boot;
+  # rootfs/etc/systemd/system.conf.d/router7-watchdog.conf): the boot partition with
+  # slots A/B on /boot, owned by the router7 user; systemd keeps the hardware watchdog;
+  # the image's version string in /etc/router7/version.
+  fileSystems."/boot" = {
+    device = "/dev/disk/by-label/ROUTER7BOOT";
+    fsType = "vfat";
+    options = [
+      "rw" "noatime" "nofail" "iocharset=utf8" "uid=400" "gid=400" "fmask=0022" "dmask=0022" "flush"
+      "x-systemd.device-timeout=5min"
+    ];
+  };
+  systemd.watchdog = {
+    runtimeTime = "60s";
+    rebootTime = "5min";
+  };
+  environment.etc."router7/version".text =
+    "${lib.getVersion config.services.router7.package}+nixos\n";
+
   # The serial console is the only console (apu2c4 and the qemu variant alike);
   # the console= arguments are also in the disk image's cmdline (pkgs/image.nix).
   boot.kernelParams = [ "console=ttyS0,115200" ];

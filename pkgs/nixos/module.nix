@@ -36,6 +36,7 @@ let
     "captured"
     "diagd"
     "backupd"
+    "updated"
     "statusd"
   ];
   unitName = svc: "router7-${svc}";

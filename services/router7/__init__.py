@@ -15,5 +15,6 @@ SERVICES = (
     "captured",
     "diagd",
     "backupd",
+    "updated",
     "statusd",
 )

@@ -106,7 +106,11 @@ def test_units_are_installed_and_enabled(two_builds):
     _, _, manifest, _, _ = two_builds
     units = set(manifest["units"])
     for svc in ("netconfigd", "dhcp4", "dhcp6", "dhcp4d", "radvd", "dnsd", "captured",
-                "diagd", "backupd", "statusd"):  # fmt: skip
+                "diagd", "backupd", "updated", "statusd"):  # fmt: skip
         assert f"router7-{svc}.service" in units
     assert "router7.target" in units
+    # Updates: a version string differing between builds of different inputs.
+    assert (
+        manifest["version"].startswith("0.") and manifest["inputs_key"][:12] in manifest["version"]
+    )
     json.dumps(manifest)  # plain JSON all the way down

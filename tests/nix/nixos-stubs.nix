@@ -97,6 +97,9 @@ in
     boot.kernel.sysctl = attrs;
     # nixos/modules/system/boot/kernel.nix
     boot.kernelParams = list;
+    # nixos/modules/system/boot/systemd.nix
+    systemd.watchdog.runtimeTime = anything;
+    systemd.watchdog.rebootTime = anything;
     boot.kernelModules = list;
     boot.initrd.availableKernelModules = list;
     boot.initrd.kernelModules = list;

@@ -61,6 +61,7 @@ def test_status_json_shape(tmp_path):
         "failover",
         "lan",
         "diag",
+        "system",
     }
     assert status["generated_at"] == "2026-11-23T12:00:00Z"
     assert status["uplink4"]["address"] == "192.0.2.23/25"

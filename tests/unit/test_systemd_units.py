@@ -20,9 +20,13 @@ NOT_SERVICES = {
     "router7-image",
     "router7-vmtest",
     "router7-recover",
+    "router7-safe-update",
     "router7-recovery",  # run as root by router7-recovery.target, only when netbooted for it
 }
 CAPS = {"CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_NET_BIND_SERVICE"}
+# updated alone: kexec into an update and reboot back (CAP_SYS_BOOT), and /boot (the
+# boot partition, optional: netboot has none) to write the slots.
+EXTRA = {"router7-updated": ({"CAP_SYS_BOOT"}, ["-/boot"])}
 
 
 def service_scripts() -> list[str]:
@@ -82,10 +86,11 @@ def test_unit_keeps_the_contract(script):
         "-/etc/router7/%N.env",
     ]
     assert svc["NoNewPrivileges"] == "yes" and svc["ProtectSystem"] == "strict"
-    assert svc["ReadWritePaths"].split() == ["/perm", "/run/router7"]
+    extra_caps, extra_paths = EXTRA.get(script, (set(), []))
+    assert svc["ReadWritePaths"].split() == ["/perm", "/run/router7", *extra_paths]
     caps = set(svc.get("AmbientCapabilities", "").split())
     assert caps == set(svc.get("CapabilityBoundingSet", "").split())
-    assert caps <= CAPS
+    assert caps <= CAPS | extra_caps
     assert "DynamicUser" not in svc and "RuntimeDirectory" not in svc
     assert unit["Install"]["WantedBy"] == "router7.target"
 

@@ -28,7 +28,9 @@ def selected(paths: list[Path], wanted: str) -> list[Path]:
 
 
 SCENARIOS = selected(
-    sorted((checkout_root() / "vm-tests").glob("*.py")), os.environ.get("ROUTER7_VM_SCENARIOS", "")
+    # A leading "_" keeps a scenario out (unfinished), as in vm-tests/default.nix.
+    sorted(p for p in (checkout_root() / "vm-tests").glob("*.py") if not p.name.startswith("_")),
+    os.environ.get("ROUTER7_VM_SCENARIOS", ""),
 )
 
 

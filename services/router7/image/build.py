@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import router7
 from router7.image import disk, initrd, kernel, system, tools
 from router7.image.modules import ModuleSpec
 from router7.image.progress import Progress
@@ -37,6 +38,12 @@ def sha256(path: Path) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
+
+
+def image_version(key: str) -> str:
+    """The image's version string (/etc/router7/version, manifest.json): the package
+    version and the build inputs' key, so two different builds never share one."""
+    return f"{router7.__version__}+{key[:12]}"
 
 
 def build(source: Path, out: Path, cache: Path, rebuild: bool = False, progress=None) -> dict:
@@ -89,6 +96,9 @@ def build(source: Path, out: Path, cache: Path, rebuild: bool = False, progress=
         with progress.stage("system: units, config, trim"):
             units = system.install_units(recipe, root)
             system.install_overlay(recipe, root)
+            version = image_version(key)
+            (root / "etc/router7").mkdir(parents=True, exist_ok=True)
+            (root / "etc/router7/version").write_text(version + "\n")
             debs_info = system.dpkg_packages(root)
             pysizes = system.python_sizes(root)
             system.prune(root)
@@ -117,6 +127,7 @@ def build(source: Path, out: Path, cache: Path, rebuild: bool = False, progress=
             )  # fmt: skip
         manifest = {
             "inputs_key": key,
+            "version": version,
             "source_date_epoch": recipe.epoch,
             "debian": {"suite": recipe.debian["suite"], "mirrors": recipe.debian["mirrors"]},
             "kernel": {

@@ -1,4 +1,5 @@
-"""router7-image: `build` the image artefacts, or pack a `disk` image from kernel + initrd."""
+"""router7-image: `build` the image artefacts, pack a `disk` image from kernel + initrd,
+or make a `variant` of an image (another version string, a file, a kernel argument)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,30 @@ def main(argv: list[str] | None = None) -> None:
     d.add_argument("--out", type=Path, required=True)
     d.add_argument("--perm-size-mib", type=int, default=disk.DEFAULT_PERM_MIB)
     d.add_argument("--boot-size-mib", type=int, help="default: room for two slots and growth")
+    v = sub.add_parser("variant", help="a variant of an image: another version, files, args")
+    v.add_argument(
+        "--from",
+        dest="src",
+        type=Path,
+        required=True,
+        help="directory with vmlinuz, initrd, cmdline (build/image, a boot slot)",
+    )
+    v.add_argument("--version", required=True, help="the variant's version string")
+    v.add_argument("--out", type=Path, required=True)
+    v.add_argument(
+        "--file",
+        action="append",
+        default=[],
+        metavar="PATH=CONTENT",
+        help="a file put over the system (path relative to /), repeatable",
+    )
+    v.add_argument("--append", default="", help="words appended to the kernel command line")
+    v.add_argument(
+        "--parts",
+        action="store_true",
+        help="no copy of the base initrd: initrd.parts names it and the appended archive "
+        "(python3 -m router7.updated.client upload streams both)",
+    )
     args = p.parse_args(argv)
     try:
         if args.command == "disk":
@@ -35,6 +60,18 @@ def main(argv: list[str] | None = None) -> None:
                 perm_mib=args.perm_size_mib, boot_mib=args.boot_size_mib,
             )  # fmt: skip
             print(f"{args.out}: boot {layout.boot_mib} MiB, perm {layout.perm_mib} MiB")
+            return
+        if args.command == "variant":
+            from router7.image import variant
+
+            files = {}
+            for spec in args.file:
+                path, sep, content = spec.partition("=")
+                if not sep or not path:
+                    sys.exit(f"router7-image: --file {spec!r}: expected PATH=CONTENT")
+                files[path] = (content + "\n").encode()
+            m = variant.make(args.src, args.out, args.version, files, args.append, args.parts)
+            print(f"{args.out}: version {m['version']}, cmdline {m['cmdline']}")
             return
         from router7.image.build import build
 

@@ -33,13 +33,15 @@ PERM_LABEL = "perm"
 ROUTER7_UID = 400  # pkgs/systemd/router7.sysusers.conf
 SLOTS = ("A", "B")
 DEFAULT_PERM_MIB = 64
-# syslinux.cfg: the menu is fixed; default.cfg names the slot booted.
+# syslinux.cfg: the menu is fixed; default.cfg names the slot booted (DEFAULT A first:
+# should default.cfg ever be missing, slot A still boots rather than a prompt).
 SYSLINUX_CFG = """\
 # router7: boots the slot named in default.cfg (rewritten by updates).
 SERIAL 0 115200
 CONSOLE 1
 PROMPT 0
 TIMEOUT 10
+DEFAULT A
 INCLUDE default.cfg
 INCLUDE A/slot.cfg
 INCLUDE B/slot.cfg

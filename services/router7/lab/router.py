@@ -49,6 +49,7 @@ SERVICES = (
     RouterService("captured", 40),
     RouterService("diagd", 40),
     RouterService("backupd", 40, lan=False),
+    RouterService("updated", 40, uplink=False),
     RouterService("statusd", 50),
 )
 

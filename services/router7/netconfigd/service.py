@@ -34,6 +34,7 @@ NOTIFY = (
     "diagd",
     "captured",
     "backupd",
+    "updated",
     "statusd",
     "dhcp4",
     "dhcp6",

@@ -20,6 +20,7 @@ HTTP = {
     "dhcp6": 8070,
     "failoverd": 8071,
     "backupd": 8077,
+    "updated": 8078,
     "captured": 5080,
 }
 DNS = 53  # dnsd, UDP and TCP

@@ -222,6 +222,37 @@ def lan_leases(perm: Path, now: datetime, vendors: VendorDB | None = None) -> di
     return out
 
 
+def system(
+    perm: Path,
+    version_file: Path = Path("/etc/router7/version"),
+    cmdline: Path = Path("/proc/cmdline"),
+) -> dict:
+    """The image running (version, boot slot) and the last update (router7-updated's
+    /perm/update/history.json), so the owner sees what an update did."""
+    from router7.updated.bootpart import cmdline_args
+    from router7.updated.history import History
+
+    try:
+        version = version_file.read_text().strip() or "unknown"
+    except OSError:
+        version = "unknown"
+    try:
+        args = cmdline_args(cmdline.read_text())
+    except OSError:
+        args = {}
+    last = History(perm).last()
+    return {
+        "version": version,
+        "slot": args.get("router7.slot"),
+        "trial": args.get("router7.trial") == "1",
+        "last_update": None
+        if last is None
+        else {
+            k: last.get(k) for k in ("result", "reason", "from_version", "to_version", "started")
+        },
+    }
+
+
 def collect(perm: Path, run_dir: Path, now: datetime, names=SERVICES) -> dict:
     """Every file-based section; the diag section is added by the caller (it is fetched)."""
     return {
@@ -231,4 +262,5 @@ def collect(perm: Path, run_dir: Path, now: datetime, names=SERVICES) -> dict:
         "uplink6": uplink6(perm, now),
         "failover": failover(perm),
         "lan": lan_leases(perm, now),
+        "system": system(perm),
     }

@@ -314,6 +314,33 @@ def services(items: list[dict], links: Links) -> str:
     )
 
 
+def system(info: dict | None) -> str:
+    """The running image and the last update's result (router7-updated, docs/updates.md)."""
+    if not info:
+        return ""
+    slot = info.get("slot") or "netboot"
+    trial = " (update on trial)" if info.get("trial") else ""
+    last = info.get("last_update")
+    if last:
+        what = (
+            f"{_e(last.get('result'))}: {_e(last.get('from_version'))} → "
+            f"{_e(last.get('to_version'))}"
+            + (
+                f' <span class="muted small">{_e(last.get("reason"))}</span>'
+                if last.get("reason")
+                else ""
+            )
+        )
+    else:
+        what = '<span class="muted">none yet</span>'
+    return (
+        '<section id="system"><h2>System</h2><ul class="tools">'
+        f'<li>version <code data-k="version">{_e(info.get("version"))}</code>, '
+        f'slot <strong data-k="slot">{_e(slot)}</strong>{_e(trial)}</li>'
+        f'<li data-k="last-update">last update: {what}</li></ul></section>'
+    )
+
+
 def tools(links: Links) -> str:
     capture = links.url(links.capture_port, "/capture.pcapng")
     ring = links.url(links.capture_port, "/capture.pcapng?live=0")
@@ -366,7 +393,10 @@ def page(status: dict, links: Links) -> bytes:
         f"{lan(status['lan'])}"
         f"{services(status['services'], links)}</div>"
     )
-    right = f'<div class="col">{diag(status["diag"], links)}{tools(links)}</div>'
+    right = (
+        f'<div class="col">{diag(status["diag"], links)}{system(status.get("system"))}'
+        f"{tools(links)}</div>"
+    )
     body = left + right
     when = status["generated_at"].replace("T", " ").replace("Z", " UTC")
     return (

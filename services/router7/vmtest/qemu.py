@@ -37,6 +37,7 @@ SLOT_NIC0 = 0x4
 SLOT_TESTSHELL = 0x8
 SLOT_DISK = 0x9
 SLOT_BOOTNIC = 0xA
+SLOT_WATCHDOG = 0xB
 
 
 class QemuError(RuntimeError):
@@ -151,6 +152,9 @@ def argv(cfg: VmConfig, accel: str | None = None) -> list[str]:
         "-chardev", f"socket,id=testshell,path={cfg.shell_socket},server=on,wait=off",
         "-device", "virtserialport,chardev=testshell,name=org.router7.testshell",
         "-device", "virtio-rng-pci",
+        # A hardware watchdog, as the apu2c4's sp5100_tco: systemd keeps it, and a hung
+        # system (say, an update on trial) is reset into the bootloader's default slot.
+        "-device", f"i6300esb,addr={SLOT_WATCHDOG:#x}", "-action", "watchdog=reset",
     ]  # fmt: skip
     for i, nic in enumerate(cfg.nics):
         dev = f"virtio-net-pci,netdev={nic.id}-net,id={nic.id},addr={SLOT_NIC0 + i:#x}"

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""An update's outage next to a cold reboot's, in the same VM (root).
+
+One VM, the image from disk.img, a LAN host pinging the lab's internet host through
+the router every 100 ms. Measured, one run each:
+  1. a reboot (`systemctl reboot`: firmware, syslinux, kernel, services);
+  2. an update to a variant of the same image (router7-updated: upload, kexec trial,
+     commit once healthy).
+The outage is the longest run of unanswered pings. Prints both and their ratio (the
+issue's goal: the update at most a quarter of the reboot). Asserts nothing.
+
+    .venv/bin/python bench/update_outage.py [--image-dir build/image] [--timeout 900]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "services"))
+
+from router7.vmtest import image, kvm  # noqa: E402
+from router7.vmtest.driver import Driver  # noqa: E402
+
+SCENARIO = """
+import json
+from router7.lab.addresses import ADDR
+from router7.lab.scenario import wait_for, wait_online
+from router7.updated.outage import gaps
+
+CLIENT = "python3 -m router7.updated.client --token-file /perm/admin/token"
+LOG = "/tmp/router7-bench-update-ping.log"
+
+
+def ping_start():
+    lan.succeed(f"ping -n -O -i 0.1 -W 1 {ADDR.internet_v4} > {LOG} 2>&1 & echo $! > {LOG}.pid")
+    lan.wait_until_succeeds(f"grep -q 'bytes from' {LOG}", timeout=TIMEOUT)
+
+
+def ping_outage():
+    # Back online: the last pings answered, then stop and count the longest gap.
+    lan.wait_until_succeeds(f"tail -n 5 {LOG} | grep -c 'bytes from' | grep -qx 5", timeout=TIMEOUT)
+    lan.succeed(f"kill $(cat {LOG}.pid)")
+    log = lan.succeed(f"cat {LOG}")
+    answered = {int(l.split("icmp_seq=")[1].split()[0]) for l in log.splitlines() if "bytes from" in l}
+    sent = max(int(w.split("=")[1]) for w in log.split() if w.startswith("icmp_seq="))
+    return gaps(answered, sent) * 0.1
+
+
+router.start(allow_reboot=True)
+start_all()
+wait_online(router, lan)
+router.wait_for_unit("router7-updated.service", timeout=TIMEOUT)
+
+ping_start()
+router.execute("systemctl reboot >/dev/null 2>&1 &")
+router.wait_for_console_text(r"Command line: .*router7\\.slot=A\\s", TIMEOUT)
+router.connected = False
+marks["cold reboot"] = ping_outage()
+
+diagd = {"targets": [f"{ADDR.internet_v4}:{ADDR.http_port}"], "dns_name": ADDR.www_name}
+router.succeed(f"mkdir -p /perm/diagd && echo '{json.dumps(diagd)}' > /perm/diagd/config.json")
+router.succeed("systemctl restart router7-diagd")
+router.succeed("router7-image variant --parts --from /boot/A --version bench-update --out /tmp/v")
+router.succeed(f"{CLIENT} upload /tmp/v && rm -rf /tmp/v")
+ping_start()
+router.succeed(f"{CLIENT} trial --deadline 900")
+router.wait_for_console_text(r"Command line: .*router7\\.slot=B router7\\.trial=1", TIMEOUT)
+router.connected = False
+marks["update (kexec trial)"] = ping_outage()
+def committed():
+    last = json.loads(router.succeed(f"{CLIENT} status"))["last_update"]
+    return last if last["result"] != "trial" else None
+marks["result"] = wait_for(committed, "the update's outcome", TIMEOUT)["result"]
+"""
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--image-dir", type=Path, default=None)
+    p.add_argument("--timeout", type=int, default=900)
+    args = p.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("bench: needs root (namespaces, taps)")
+    img = image.require(args.image_dir)
+    accel, why = kvm.accelerator(img / "vmlinuz")
+    print(f"accelerator: {accel} ({why})")
+    marks: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "update_outage_bench.py"
+        script.write_text(SCENARIO)
+        with Driver(script, image_dir=img, echo=False) as d:
+            exec(SCENARIO, {**d.test_symbols(), "marks": marks, "TIMEOUT": args.timeout})
+    reboot, update = marks["cold reboot"], marks["update (kexec trial)"]
+    print(f"{'LAN host outage, cold reboot (systemctl reboot)':52} {reboot:6.1f} s")
+    print(f"{'LAN host outage, update (kexec trial, ' + str(marks['result']) + ')':52} "
+          f"{update:6.1f} s  ({update / reboot:.2f} of the reboot)")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
