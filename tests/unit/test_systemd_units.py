@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import router7
+
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "pkgs" / "systemd"
 # Console scripts that are tools run by a person or the build, not services.
@@ -51,7 +53,7 @@ def all_values(path: Path, key: str) -> list[str]:
 
 
 def test_every_service_script_has_a_unit():
-    assert len(service_scripts()) == 11
+    assert sorted(service_scripts()) == sorted(f"router7-{s}" for s in router7.SERVICES)
     missing = [s for s in service_scripts() if not (UNITS / f"{s}.service").exists()]
     assert missing == []
 

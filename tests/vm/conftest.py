@@ -29,6 +29,7 @@ from router7.vmtest import image
 # scenario missing here counts as long (new ones often boot several times) and
 # starts among the first.
 EXPECTED_SECONDS = {
+    "netboot_install": 450,  # three boots: recovery, disk, recovery
     "isp_outage": 365,
     "lan_services": 215,
     "uplink_down": 210,

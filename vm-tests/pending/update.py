@@ -1,7 +1,6 @@
-# NOT RUN BY CI YET (the leading "_" keeps it out of tests/vm and the Nix checks):
-# its first real runs passed the bad-input part and kexec'd into slot B, but loading
-# the ~80 MB initrd with kexec_file_load OOM-killed services in the 1 GiB VM; rename to
-# update.py once it passes (more VM memory, or a smaller initrd). See the report.
+# PENDING (vm-tests/pending/README.md): its first real runs passed the bad-input part
+# and kexec'd into slot B, but loading the ~80 MB initrd with kexec_file_load
+# OOM-killed services in the 1 GiB VM.
 #
 # Updates that undo themselves, on one VM (four kexec trials, two rollback reboots):
 #   bad input   a wrong token, a truncated initrd, a wrong digest: refused, slot B untouched
