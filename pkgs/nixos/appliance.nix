@@ -89,7 +89,12 @@ in
 
   # The serial console is the only console (apu2c4 and the qemu variant alike);
   # the console= arguments are also in the disk image's cmdline (pkgs/image.nix).
-  boot.kernelParams = [ "console=ttyS0,115200" ];
+  # transparent_hugepage=madvise as in the Debian leg (services/router7/image/build.py):
+  # no 2 MiB pages behind every Python heap.
+  boot.kernelParams = [
+    "console=ttyS0,115200"
+    "transparent_hugepage=madvise"
+  ];
   boot.loader.timeout = lib.mkForce 0;
 
   networking.hostName = lib.mkDefault "router7";
