@@ -1,4 +1,4 @@
-# router7-vmtest: boot=pxe blank-disk-mib=512
+# router7-vmtest: boot=pxe blank-disk-mib=512 nix=none
 # Recovery by PXE (docs/recovery.md): a router with a blank disk netboots from
 # router7-recover on a LAN host, installs the image and the backup, reboots from its
 # disk and comes back as the backup's router: its DUID, a /48 from the ISP for that

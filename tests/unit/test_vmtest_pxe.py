@@ -52,5 +52,6 @@ def test_scenario_header_options():
     text = "# a scenario\n# router7-vmtest: boot=pxe blank-disk-mib=512\nstart_all()\n"
     assert scenario_options(text) == {"boot": "pxe", "blank-disk-mib": "512"}
     assert scenario_options("start_all()\n") == {}
+    assert scenario_options("# router7-vmtest: nix=none\n") == {"nix": "none"}
     with pytest.raises(ValueError, match="want boot=MODE"):
         scenario_options("# router7-vmtest: memory=2048\n")

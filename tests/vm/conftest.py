@@ -30,6 +30,7 @@ from router7.vmtest import image
 # starts among the first.
 EXPECTED_SECONDS = {
     "netboot_install": 450,  # three boots: recovery, disk, recovery
+    "failover": 200,
     "isp_outage": 365,
     "lan_services": 215,
     "uplink_down": 210,

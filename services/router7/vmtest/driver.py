@@ -64,8 +64,10 @@ def scenario_options(text: str) -> dict[str, str]:
         if line.startswith(HEADER):
             for word in line[len(HEADER) :].split():
                 key, sep, value = word.partition("=")
-                if not sep or key not in ("boot", "blank-disk-mib"):
-                    raise ValueError(f"{HEADER} {word!r}: want boot=MODE or blank-disk-mib=N")
+                if not sep or key not in ("boot", "blank-disk-mib", "nix"):
+                    raise ValueError(
+                        f"{HEADER} {word!r}: want boot=MODE, blank-disk-mib=N or nix=none"
+                    )
                 options[key] = value
     return options
 

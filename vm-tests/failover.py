@@ -1,3 +1,4 @@
+# router7-vmtest: nix=none
 # Uplink failover before a release (docs/failover.md): the image with a second uplink
 # on a second ISP (isp2). One boot: the owner names the third NIC uplink1 in
 # interfaces.json; its DHCP clients start from udev; then the primary's link is pulled
