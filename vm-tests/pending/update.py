@@ -119,11 +119,13 @@ with subtest("unhealthy update: the new system rolls back to slot A by itself"):
     t0 = time.monotonic()
     broken = variant("update-broken", "--file", "etc/router7/router7.env=ROUTER7_UPLINK=uplink9")
     router.succeed(f"{CLIENT} upload {broken} && rm -rf {broken}")
-    trial(240)
+    # The broken system can never be healthy: a deadline shorter than its boot is fine
+    # (past it at start, updated probes once for the reason, then rolls back).
+    trial(90)
     kexec_into_b()
     back_in_a()
     last = wait_for(settled, "the rollback to be recorded")
-    assert last["result"] == "rolled back" and "not healthy within 240 s" in last["reason"], last
+    assert last["result"] == "rolled back" and "not healthy within 90 s" in last["reason"], last
     # The new system did run (slot B, its own version) and judged itself.
     assert any("booted slot B (update-broken)" in s["what"] for s in last["steps"]), last
     now = status()
