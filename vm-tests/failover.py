@@ -61,7 +61,8 @@ with subtest("link loss: uplink1 takes over at once"):
     router.send_monitor_command("set_link uplink off")
     wait_for(lambda: active() == "uplink1", "uplink1 active after link loss")
     assert state()["uplinks"]["uplink0"]["reason"] == "carrier lost", state()
-    router.succeed("ip -4 route show default | grep -q 'dev uplink1'")
+    # netconfigd moves the default route once failoverd's state says so: a moment later.
+    router.wait_until_succeeds("ip -4 route show default | grep -q 'dev uplink1'")
     reaches_internet_via_backup()
 
 with subtest("link back: fail-back to uplink0"):

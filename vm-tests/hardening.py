@@ -8,7 +8,12 @@ from router7.lab.scenario import DIAGD, LAN_GW, curl_admin, http_get, wait_inter
 from router7.runtime import ports
 
 # linux/capability.h
-CAP_BITS = {"cap_net_bind_service": 10, "cap_net_admin": 12, "cap_net_raw": 13}
+CAP_BITS = {
+    "cap_net_bind_service": 10,
+    "cap_net_admin": 12,
+    "cap_net_raw": 13,
+    "cap_sys_boot": 22,  # router7-updated: kexec and reboot
+}
 
 
 def caps(names):
