@@ -75,6 +75,7 @@ router.succeed(f"{CLIENT} trial --deadline 900")
 router.wait_for_console_text(r"Command line: .*router7\\.slot=B router7\\.trial=1", TIMEOUT)
 router.connected = False
 marks["update (kexec trial)"] = ping_outage()
+router.wait_for_unit("router7-updated.service", timeout=TIMEOUT)
 def committed():
     last = json.loads(router.succeed(f"{CLIENT} status"))["last_update"]
     return last if last["result"] != "trial" else None
