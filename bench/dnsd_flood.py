@@ -13,7 +13,6 @@ descriptors and RSS. Same namespaces as tests/integration/test_dnsd.py.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -22,7 +21,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.helpers import dnsflood  # noqa: E402
-from tests.integration.test_dnsd import CLIENT, ROUTER_LAN, UP1, UP2, Topology  # noqa: E402
+from tests.integration.test_dnsd import (
+    MIDNA,
+    ROUTER_LAN,
+    UP1,
+    UP2,
+    Topology,
+    write_perm,
+)  # noqa: E402
 
 
 def main() -> None:
@@ -35,15 +41,7 @@ def main() -> None:
     try:
         for up in (UP1, UP2):
             topo.start_upstream(up, "--server=/slow.test/198.51.100.99")
-        perm = tmp / "perm"
-        (perm / "dhcp4/wire").mkdir(parents=True)
-        (perm / "dhcp4d").mkdir(parents=True)
-        (perm / "dhcp4/wire/lease.json").write_text(
-            json.dumps({"address": "198.51.100.2/24", "dns": [UP1, UP2]})
-        )
-        leases = [{"num": 22, "addr": CLIENT, "hardware_addr": "02:73:53:00:ca:fe",
-                   "hostname": "midna", "hostname_override": "", "expiry": "2099-01-01T00:00:00Z"}]  # fmt: skip
-        (perm / "dhcp4d/leases.json").write_text(json.dumps(leases))
+        perm = write_perm(tmp / "perm", [MIDNA])
         topo.start_dnsd(perm)
         topo.dig(topo.client, ROUTER_LAN, "www.example.test", "+short")  # now cached
         pid = topo.procs["dnsd"].pid

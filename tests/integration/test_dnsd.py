@@ -140,6 +140,25 @@ class Topology(Namespaces):
         super().down()
 
 
+# dhcp4d's leases: the LAN client (a name dnsd serves) and one long expired.
+MIDNA = {"num": 22, "addr": CLIENT, "hardware_addr": "02:73:53:00:ca:fe", "hostname": "midna",
+         "hostname_override": "", "expiry": "2099-01-01T00:00:00Z"}  # fmt: skip
+GONE = {"num": 30, "addr": "192.168.42.31", "hardware_addr": "02:73:53:00:ca:ff", "hostname": "gone",
+        "hostname_override": "", "expiry": "2001-01-01T00:00:00Z"}  # fmt: skip
+
+
+def write_perm(perm: Path, leases: list[dict]) -> Path:
+    """dnsd's inputs under ``perm``: the uplink's lease naming UP1 and UP2 as resolvers,
+    and dhcp4d's ``leases``."""
+    (perm / "dhcp4/wire").mkdir(parents=True)
+    (perm / "dhcp4d").mkdir(parents=True)
+    (perm / "dhcp4/wire/lease.json").write_text(
+        json.dumps({"address": "198.51.100.2/24", "dns": [UP1, UP2]})
+    )
+    (perm / "dhcp4d/leases.json").write_text(json.dumps(leases))
+    return perm
+
+
 @pytest.fixture(scope="module")
 def topo(tmp_path_factory):
     resolv = Path("/etc/resolv.conf")
@@ -149,19 +168,7 @@ def topo(tmp_path_factory):
     try:
         topo.start_upstream(UP1)
         topo.start_upstream(UP2)
-        perm = tmp / "perm"
-        (perm / "dhcp4/wire").mkdir(parents=True)
-        (perm / "dhcp4d").mkdir(parents=True)
-        (perm / "dhcp4/wire/lease.json").write_text(
-            json.dumps({"address": "198.51.100.2/24", "dns": [UP1, UP2]})
-        )
-        leases = [
-            {"num": 22, "addr": CLIENT, "hardware_addr": "02:73:53:00:ca:fe", "hostname": "midna",
-             "hostname_override": "", "expiry": "2099-01-01T00:00:00Z"},
-            {"num": 30, "addr": "192.168.42.31", "hardware_addr": "02:73:53:00:ca:ff", "hostname": "gone",
-             "hostname_override": "", "expiry": "2001-01-01T00:00:00Z"},
-        ]  # fmt: skip
-        (perm / "dhcp4d/leases.json").write_text(json.dumps(leases))
+        perm = write_perm(tmp / "perm", [MIDNA, GONE])
         topo.perm = perm
         topo.start_dnsd(perm)
         yield topo

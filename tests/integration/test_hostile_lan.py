@@ -15,7 +15,15 @@ import pytest
 
 from tests.helpers import dnsflood
 from tests.helpers.polling import wait_for
-from tests.integration.test_dnsd import CLIENT, ROUTER_LAN, UP1, UP2, Topology
+from tests.integration.test_dnsd import (
+    CLIENT,
+    MIDNA,
+    ROUTER_LAN,
+    UP1,
+    UP2,
+    Topology,
+    write_perm,
+)
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -30,15 +38,7 @@ def topo(tmp_path_factory):
     try:
         topo.start_upstream(UP1, SLOW)
         topo.start_upstream(UP2, SLOW)
-        perm = tmp / "perm"
-        (perm / "dhcp4/wire").mkdir(parents=True)
-        (perm / "dhcp4d").mkdir(parents=True)
-        (perm / "dhcp4/wire/lease.json").write_text(
-            json.dumps({"address": "198.51.100.2/24", "dns": [UP1, UP2]})
-        )
-        leases = [{"num": 22, "addr": CLIENT, "hardware_addr": "02:73:53:00:ca:fe",
-                   "hostname": "midna", "hostname_override": "", "expiry": "2099-01-01T00:00:00Z"}]  # fmt: skip
-        (perm / "dhcp4d/leases.json").write_text(json.dumps(leases))
+        perm = write_perm(tmp / "perm", [MIDNA])
         topo.perm = perm
         topo.start_dnsd(perm)
         yield topo
