@@ -1,7 +1,7 @@
 """The flake and the NixOS module, evaluated with nixpkgs' lib against stubs.
 
-nixpkgs is out of reach here, but its `lib` is not (../shared/nix/nixpkgs-lib, see its
-README): `nix-instantiate --eval --strict --json` of tests/nix/eval-flake.nix and
+nixpkgs is out of reach here, but its `lib` is not (tests/nix/nixpkgs-lib, see its
+ORIGIN.md): `nix-instantiate --eval --strict --json` of tests/nix/eval-flake.nix and
 eval-module.nix evaluates every flake output against a stub package set (argument
 names checked like callPackage does) and the module through lib.evalModules with the
 NixOS options it sets declared as stubs. The module's units are then compared with
@@ -22,7 +22,7 @@ import pytest
 from router7 import SERVICES
 
 REPO = Path(__file__).resolve().parents[2]
-NIXPKGS_LIB = REPO.parent / "shared" / "nix" / "nixpkgs-lib" / "lib"
+NIXPKGS_LIB = REPO / "tests" / "nix" / "nixpkgs-lib" / "lib"  # origin: its ORIGIN.md
 STUBS = REPO / "tests" / "nix"
 UNITS = REPO / "pkgs" / "systemd"
 VM_TESTS = REPO / "vm-tests"
@@ -33,7 +33,7 @@ def _nix_instantiate() -> str:
     if found is None:
         pytest.skip("nix-instantiate is not on PATH (scripts/setup installs nix-bin)")
     if not (NIXPKGS_LIB / "default.nix").exists():
-        pytest.skip(f"{NIXPKGS_LIB} is absent: nixpkgs' lib is needed to evaluate")
+        pytest.fail(f"{NIXPKGS_LIB} is absent: nixpkgs' lib is part of the checkout")
     if not (REPO / "flake.nix").exists() or not STUBS.exists():
         pytest.skip("not a full checkout (Nix build?)")
     return found
