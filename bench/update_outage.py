@@ -6,7 +6,7 @@ the router every 100 ms. Measured, one run each:
   1. a reboot (`systemctl reboot`: firmware, syslinux, kernel, services);
   2. an update to a variant of the same image (router7-updated: upload, kexec trial,
      commit once healthy).
-The outage is the longest run of unanswered pings. Prints both and their ratio (the
+The outage is the longest time between two replies (ping -D). Prints both and their ratio (the
 issue's goal: the update at most a quarter of the reboot). Asserts nothing.
 
     .venv/bin/python bench/update_outage.py [--image-dir build/image] [--timeout 900]
@@ -28,28 +28,33 @@ from router7.vmtest.driver import Driver  # noqa: E402
 
 SCENARIO = """
 import json
+import re
 from router7.lab.addresses import ADDR
 from router7.lab.scenario import wait_for, wait_online
-from router7.updated.outage import gaps
+from router7.updated.outage import measure, ping_argv
 
 CLIENT = "python3 -m router7.updated.client --token-file /perm/admin/token"
 LOG = "/tmp/router7-bench-update-ping.log"
 
 
 def ping_start():
-    lan.succeed(f"ping -n -O -i 0.1 -W 1 {ADDR.internet_v4} > {LOG} 2>&1 & echo $! > {LOG}.pid")
+    lan.succeed(f"{' '.join(ping_argv(ADDR.internet_v4))} > {LOG} 2>&1 & echo $! > {LOG}.pid")
     lan.wait_until_succeeds(f"grep -q 'bytes from' {LOG}", timeout=TIMEOUT)
+
+
+def unpack_seconds():
+    # The last boot's initramfs unpack (kernel clock): its share of the outage.
+    boot = router.get_console_log().rsplit("Linux version", 1)[-1]
+    start = re.search(r"\\[\\s*([0-9.]+)\\] Trying to unpack rootfs", boot)
+    end = re.search(r"\\[\\s*([0-9.]+)\\] Freeing initrd memory", boot)
+    return float(end.group(1)) - float(start.group(1)) if start and end else float("nan")
 
 
 def ping_outage():
     # Back online: the last pings answered, then stop and count the longest gap.
     lan.wait_until_succeeds(f"tail -n 5 {LOG} | grep -c 'bytes from' | grep -qx 5", timeout=TIMEOUT)
     lan.succeed(f"kill $(cat {LOG}.pid)")
-    log = lan.succeed(f"cat {LOG}")
-    answered = {int(l.split("icmp_seq=")[1].split()[0]) for l in log.splitlines() if "bytes from" in l}
-    sent = max(int(w.split("=")[1]) for w in log.split() if w.startswith("icmp_seq="))
-    return gaps(answered, sent) * 0.1
-
+    return measure(lan.succeed(f"cat {LOG}")).seconds
 
 router.start(allow_reboot=True)
 start_all()
@@ -64,6 +69,7 @@ router.execute("systemctl reboot >/dev/null 2>&1 &")
 router.wait_for_console_text(r"Command line: .*router7\\.slot=A\\s", TIMEOUT)
 router.connected = False
 marks["cold reboot"] = ping_outage()
+marks["cold reboot unpack"] = unpack_seconds()
 
 diagd = {"targets": [f"{ADDR.internet_v4}:{ADDR.http_port}"], "dns_name": ADDR.www_name}
 router.succeed(f"mkdir -p /perm/diagd && echo '{json.dumps(diagd)}' > /perm/diagd/config.json")
@@ -75,6 +81,7 @@ router.succeed(f"{CLIENT} trial --deadline 900")
 router.wait_for_console_text(r"Command line: .*router7\\.slot=B router7\\.trial=1", TIMEOUT)
 router.connected = False
 marks["update (kexec trial)"] = ping_outage()
+marks["update unpack"] = unpack_seconds()
 router.wait_for_unit("router7-updated.service", timeout=TIMEOUT)
 def committed():
     last = json.loads(router.succeed(f"{CLIENT} status"))["last_update"]
@@ -103,6 +110,12 @@ def main() -> int:
     print(f"{'LAN host outage, cold reboot (systemctl reboot)':52} {reboot:6.1f} s")
     print(f"{'LAN host outage, update (kexec trial, ' + str(marks['result']) + ')':52} "
           f"{update:6.1f} s  ({update / reboot:.2f} of the reboot)")  # fmt: skip
+    # Under TCG the first kexec after a cold boot unpacks the same initramfs 15 to 50
+    # times slower than any cold boot (docs/updates.md): shown, not hidden.
+    print(
+        f"{'  of which the initramfs unpack, cold reboot':52} {marks['cold reboot unpack']:6.1f} s"
+    )
+    print(f"{'  of which the initramfs unpack, update':52} {marks['update unpack']:6.1f} s")
     return 0
 
 
