@@ -91,9 +91,12 @@ in
   # the console= arguments are also in the disk image's cmdline (pkgs/image.nix).
   # transparent_hugepage=madvise as in the Debian leg (services/router7/image/build.py):
   # no 2 MiB pages behind every Python heap.
+  # watchdog.stop_on_reboot=0 as there too: the watchdog keeps counting through the
+  # kexec of an update's trial, so a new system that hangs early is reset.
   boot.kernelParams = [
     "console=ttyS0,115200"
     "transparent_hugepage=madvise"
+    "watchdog.stop_on_reboot=0"
   ];
   boot.loader.timeout = lib.mkForce 0;
 

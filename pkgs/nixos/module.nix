@@ -132,18 +132,27 @@ in
     # the bind mount for another permDir): ExecStart, User, capabilities and
     # ordering stay exactly as in the unit file. A disabled service is masked, so
     # no Wants= of another unit can start it.
-    systemd.services = genAttrs (map unitName serviceNames) (
-      name:
-      if lib.elem name (map unitName enabledServices) then
-        {
-          wantedBy = wantedBy "${name}.service";
-        }
-        // optionalAttrs permBind {
-          serviceConfig.BindPaths = [ "${cfg.permDir}:/perm" ];
-        }
-      else
-        { enable = false; }
-    );
+    systemd.services =
+      genAttrs (map unitName serviceNames) (
+        name:
+        if lib.elem name (map unitName enabledServices) then
+          {
+            wantedBy = wantedBy "${name}.service";
+          }
+          // optionalAttrs permBind {
+            serviceConfig.BindPaths = [ "${cfg.permDir}:/perm" ];
+          }
+        else
+          { enable = false; }
+      )
+      // {
+        # The update trial's backstop (plain sh, no router7 code): goes with updated.
+        router7-trial-guard =
+          if cfg.services.updated.enable then
+            { wantedBy = wantedBy "router7-trial-guard.service"; }
+          else
+            { enable = false; };
+      };
     systemd.targets.router7.wantedBy = wantedBy "router7.target";
 
     environment.etc =

@@ -16,7 +16,9 @@ let
     if m == null then "" else head m;
 
   meaningful = line: line != "" && !(hasPrefix "#" line) && !(hasPrefix ";" line);
-  lines = text: filter meaningful (map trim (splitString "\n" text));
+  # A line ending in a backslash continues on the next (systemd.syntax(7)).
+  lines =
+    text: filter meaningful (map trim (splitString "\n" (builtins.replaceStrings [ "\\\n" ] [ " " ] text)));
 
   # "Key=value" → { name, value }; value keeps inner "=" signs.
   keyValue =

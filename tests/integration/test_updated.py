@@ -147,7 +147,8 @@ def test_credential_bad_input_then_a_good_update_and_its_kexec(updated):
     r = client("trial", "--deadline", "120")
     assert r.returncode == 0, r.stderr
     entry = json.loads(r.stdout)
-    assert entry["to_slot"] == "B" and entry["kexec"].endswith("router7.slot=B router7.trial=1")
+    assert entry["to_slot"] == "B"
+    assert entry["kexec"].endswith("router7.slot=B router7.trial=1 router7.deadline=120")
     assert (boot / "B/vmlinuz").read_bytes() == (good / "vmlinuz").read_bytes()
     assert (boot / "B/initrd").read_bytes() == (good / "initrd").read_bytes()
     assert (boot / "B/version").read_text() == "2.0\n"

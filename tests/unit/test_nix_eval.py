@@ -78,7 +78,8 @@ def parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
     """systemd's unit syntax as the tests need it: sections of repeated keys."""
     sections: dict[str, dict[str, list[str]]] = {}
     current = None
-    for raw in path.read_text().splitlines():
+    # A line ending in a backslash continues on the next (systemd.syntax(7)).
+    for raw in path.read_text().replace("\\\n", " ").splitlines():
         line = raw.strip()
         if not line or line.startswith(("#", ";")):
             continue
@@ -97,6 +98,11 @@ NOT_ROUTER_UNITS = {
     "router7-recovery.service",
     "router7-recovery.target",
 }
+
+
+# Not a service of router7's package: the update trial's sh backstop (docs/updates.md),
+# enabled with router7-updated.
+TRIAL_GUARD = "router7-trial-guard"
 
 
 def unit_files() -> list[Path]:
@@ -255,7 +261,7 @@ def test_nix_reads_the_units_as_systemd_does(module):
 def test_module_enables_exactly_the_units_of_pkgs_systemd(module):
     # Template units (router7-dhcp4@: a backup uplink's client) start from udev, not the module.
     services = {p.stem for p in unit_files() if p.suffix == ".service" and "@" not in p.stem}
-    assert services == {f"router7-{svc}" for svc in SERVICES}
+    assert services == {f"router7-{svc}" for svc in SERVICES} | {TRIAL_GUARD}
     assert set(module["services"]) == services
     assert module["systemdPackages"] == [module["package"]]
     assert module["tmpfilesPackages"] == [module["package"]]
@@ -405,10 +411,20 @@ def test_disabled_service_is_masked_and_has_no_env_file():
     assert module["services"]["router7-dhcp4"]["enable"] is True
 
 
+def test_the_trial_guard_goes_with_updated():
+    module = nix_eval(
+        STUBS / "eval-module.nix",
+        settings=json.dumps({"services": {"updated": {"enable": False}}}),
+    )
+    assert module["services"][TRIAL_GUARD]["enable"] is False
+    assert module["services"]["router7-updated"]["enable"] is False
+
+
 def test_other_perm_dir_is_bind_mounted_on_perm():
     module = nix_eval(STUBS / "eval-module.nix", settings=json.dumps({"permDir": "/data/r7"}))
     for name, unit in module["services"].items():
-        assert unit["serviceConfig"] == {"BindPaths": ["/data/r7:/perm"]}, name
+        want = {} if name == TRIAL_GUARD else {"BindPaths": ["/data/r7:/perm"]}  # no /perm
+        assert unit["serviceConfig"] == want, name
     assert "d /data/r7 0755 router7 router7 -" in module["tmpfilesRules"]
 
 

@@ -25,7 +25,10 @@ CONSOLE = "console=ttyS0,115200"
 # transparent_hugepage=madvise: Debian's kernel defaults to "always", which backs
 # each Python heap with 2 MiB pages; in the router VM that was 234 MiB of its 700 MiB
 # of anonymous memory (the OOM report of a kexec trial), for no gain to a router.
-CMDLINE = f"{CONSOLE} net.ifnames=0 panic=10 transparent_hugepage=madvise"
+# watchdog.stop_on_reboot=0: the watchdog core stops a driver's watchdog at a restart,
+# kexec included; kept running, a new system that hangs before its systemd takes the
+# watchdog over (kernel, initrd) is reset into the boot default, the old slot.
+CMDLINE = f"{CONSOLE} net.ifnames=0 panic=10 transparent_hugepage=madvise watchdog.stop_on_reboot=0"
 ARTEFACTS = ["vmlinuz", "initrd", "cmdline", "netboot.ipxe", "disk.img", "manifest.json"]
 NETBOOT_IPXE = """#!ipxe
 # router7 netboot: serve this file, vmlinuz and initrd from one directory (TFTP or HTTP).

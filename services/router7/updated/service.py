@@ -139,7 +139,12 @@ class UpdatedService(Service):
     def start_trial(self, entry: dict) -> defer.Deferred:
         slot = entry["to_slot"]
         d = self.boot.slot_dir(slot)
-        cmdline = f"{self.boot.slot_cmdline(slot)} router7.slot={slot} router7.trial=1"
+        # router7.deadline: for router7-trial-guard.service, the sh backstop that reboots
+        # if this process never decides in the new system.
+        cmdline = (
+            f"{self.boot.slot_cmdline(slot)} router7.slot={slot} router7.trial=1 "
+            f"router7.deadline={entry['deadline_seconds']:.0f}"
+        )
 
         def loaded(_):
             self.state = "kexec"
