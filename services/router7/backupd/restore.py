@@ -86,6 +86,12 @@ def normalise(name: str) -> str:
     return name
 
 
+def _ancestors(name: str) -> list[str]:
+    """ "a/b/c" -> ["a/b", "a"]."""
+    parts = name.split("/")
+    return ["/".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)]
+
+
 def plan(members: list[tarfile.TarInfo]) -> list[Planned]:
     """The members to unpack, in archive order; RestoreError listing the problems."""
     problems: list[str] = []
@@ -107,20 +113,13 @@ def plan(members: list[tarfile.TarInfo]) -> list[Planned]:
         if name in kinds:
             problems.append(f"{m.name!r}: appears twice")
             continue
-        parent = name.rpartition("/")[0]
-        while parent:
-            if kinds.get(parent) is False:
-                problems.append(f"{m.name!r}: below the regular file {parent!r}")
-                break
-            parent = parent.rpartition("/")[0]
         kinds[name] = m.isdir()
         out.append(Planned(name, m, m.isdir()))
-    # A file named before a directory of the same prefix ("a", then "a/b") is caught
-    # above; "a/b" then "a" as a file is caught here.
+    # After the whole archive is known, so that "a/b/c" then "a" as a file is caught too.
     for p in out:
-        parent = p.name.rpartition("/")[0]
-        if parent and kinds.get(parent) is False:
-            problems.append(f"{p.name!r}: below the regular file {parent!r}")
+        file_above = next((a for a in _ancestors(p.name) if kinds.get(a) is False), None)
+        if file_above is not None:
+            problems.append(f"{p.member.name!r}: below the regular file {file_above!r}")
     if problems:
         more = len(problems) - MAX_PROBLEMS
         text = "; ".join(dict.fromkeys(problems[:MAX_PROBLEMS]))
