@@ -5,11 +5,10 @@
 # Updates that undo themselves, on one VM (three kexec trials, two rollback resets):
 #   bad input   a wrong token, a truncated initrd, a wrong digest: refused, slot B untouched
 #   unhealthy   an update whose uplink is broken: the new system reboots itself into slot A
-#   hang        an update that hangs before its systemd (init is a shell nobody types
-#               into): the watchdog, kept counting through the kexec
-#               (watchdog.stop_on_reboot=0), resets into slot A; the old system records
-#               the rollback. (A panicking kernel takes the same way back, by panic=10
-#               after 10 s rather than the watchdog's 60: not repeated here.)
+#   panic       an update whose kernel panics: panic=10 reboots into slot A; the old
+#               system records the rollback. (A hang takes the same way back, by the
+#               watchdog, which counts through the kexec: minutes, not repeated here;
+#               docs/updates.md.)
 #   commit      a good update: the router runs it from slot B, committed; the LAN host's
 #               outage (ping every 100 ms through the router) is printed
 # The updates are variants of the running image made on the router itself
@@ -141,22 +140,18 @@ with subtest("unhealthy update: the new system rolls back to slot A by itself"):
     wait_online(router, lan)
     print(f"unhealthy update rolled back in {time.monotonic() - t0:.0f} s: {last['reason']}")
 
-with subtest("hung system: the watchdog resets into slot A; the old system records it"):
+with subtest("panicking kernel: panic=10 resets into slot A; the old system records it"):
     t0 = time.monotonic()
-    hangs = variant("update-hang", "--append", "rdinit=/bin/sh")
-    router.succeed(f"{CLIENT} upload {hangs} && rm -rf {hangs}")
+    panics = variant("update-panic", "--append", "rdinit=/no-such-init")
+    router.succeed(f"{CLIENT} upload {panics} && rm -rf {panics}")
     trial(300)
     kexec_into_b()
-    router.wait_for_console_text(r"Run /bin/sh as init process", 600)
-    t_hung = time.monotonic()
+    router.wait_for_console_text(r"Kernel panic", 600)
     back_in_a()
     last = wait_for(settled, "the rollback to be recorded")
     assert last["result"] == "rolled back" and "before it committed" in last["reason"], last
     assert status()["running_slot"] == "A"
-    print(
-        f"hung update rolled back in {time.monotonic() - t0:.0f} s "
-        f"(the watchdog reset {time.monotonic() - t_hung:.0f} s after the hang, boot included)"
-    )
+    print(f"panicking update rolled back in {time.monotonic() - t0:.0f} s")
 
 with subtest("good update: committed in slot B; the LAN host's outage is measured"):
     wait_online(router, lan)

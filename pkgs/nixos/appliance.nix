@@ -81,7 +81,7 @@ in
     ];
   };
   systemd.watchdog = {
-    runtimeTime = "60s";
+    runtimeTime = "4min"; # as the Debian leg: a kexec under qemu without KVM needs it
     rebootTime = "5min";
   };
   environment.etc."router7/version".text =

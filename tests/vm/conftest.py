@@ -29,6 +29,7 @@ from router7.vmtest import image
 # scenario missing here counts as long (new ones often boot several times) and
 # starts among the first.
 EXPECTED_SECONDS = {
+    "update": 700,  # one cold boot, three kexec trials, two resets
     "netboot_install": 450,  # three boots: recovery, disk, recovery
     "failover": 200,
     "isp_outage": 365,
