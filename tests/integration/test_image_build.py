@@ -109,6 +109,7 @@ def test_units_are_installed_and_enabled(two_builds):
                 "diagd", "backupd", "updated", "statusd"):  # fmt: skip
         assert f"router7-{svc}.service" in units
     assert "router7.target" in units
+    assert "router7-trial-guard.service" in units  # the update trial's sh backstop
     # Updates: a version string differing between builds of different inputs.
     assert (
         manifest["version"].startswith("0.") and manifest["inputs_key"][:12] in manifest["version"]
