@@ -81,8 +81,8 @@ in
     ];
   };
   systemd.watchdog = {
-    runtimeTime = "4min"; # as the Debian leg: a kexec under qemu without KVM needs it
-    rebootTime = "5min";
+    runtimeTime = "10min"; # as the Debian leg: a kexec under qemu without KVM needs it
+    rebootTime = "10min";
   };
   environment.etc."router7/version".text =
     "${lib.getVersion config.services.router7.package}+nixos\n";
