@@ -110,8 +110,8 @@ def main() -> int:
     print(f"{'LAN host outage, cold reboot (systemctl reboot)':52} {reboot:6.1f} s")
     print(f"{'LAN host outage, update (kexec trial, ' + str(marks['result']) + ')':52} "
           f"{update:6.1f} s  ({update / reboot:.2f} of the reboot)")  # fmt: skip
-    # Under TCG the first kexec after a cold boot unpacks the same initramfs 15 to 50
-    # times slower than any cold boot (docs/updates.md): shown, not hidden.
+    # Under TCG a kexec'd kernel sometimes unpacks the same initramfs 10 to 100 times
+    # slower than a cold boot does (docs/updates.md): shown, not hidden.
     print(
         f"{'  of which the initramfs unpack, cold reboot':52} {marks['cold reboot unpack']:6.1f} s"
     )
