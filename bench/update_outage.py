@@ -28,33 +28,11 @@ from router7.vmtest.driver import Driver  # noqa: E402
 
 SCENARIO = """
 import json
-import re
 from router7.lab.addresses import ADDR
-from router7.lab.scenario import wait_for, wait_online
-from router7.updated.outage import measure, ping_argv
+from router7.lab.scenario import LanPing, initramfs_unpack_seconds, wait_for, wait_online
 
 CLIENT = "python3 -m router7.updated.client --token-file /perm/admin/token"
-LOG = "/tmp/router7-bench-update-ping.log"
-
-
-def ping_start():
-    lan.succeed(f"{' '.join(ping_argv(ADDR.internet_v4))} > {LOG} 2>&1 & echo $! > {LOG}.pid")
-    lan.wait_until_succeeds(f"grep -q 'bytes from' {LOG}", timeout=TIMEOUT)
-
-
-def unpack_seconds():
-    # The last boot's initramfs unpack (kernel clock): its share of the outage.
-    boot = router.get_console_log().rsplit("Linux version", 1)[-1]
-    start = re.search(r"\\[\\s*([0-9.]+)\\] Trying to unpack rootfs", boot)
-    end = re.search(r"\\[\\s*([0-9.]+)\\] Freeing initrd memory", boot)
-    return float(end.group(1)) - float(start.group(1)) if start and end else float("nan")
-
-
-def ping_outage():
-    # Back online: the last pings answered, then stop and count the longest gap.
-    lan.wait_until_succeeds(f"tail -n 5 {LOG} | grep -c 'bytes from' | grep -qx 5", timeout=TIMEOUT)
-    lan.succeed(f"kill $(cat {LOG}.pid)")
-    return measure(lan.succeed(f"cat {LOG}")).seconds
+ping = LanPing(lan, ADDR.internet_v4)
 
 router.start(allow_reboot=True)
 start_all()
@@ -64,24 +42,24 @@ router.wait_for_unit("router7-updated.service", timeout=TIMEOUT)
 # wait_for_console_text looks past its last match: take this boot's line first, so
 # the wait below sees the reboot's.
 router.wait_for_console_text(r"Command line: .*router7\\.slot=A\\s", TIMEOUT)
-ping_start()
+ping.start(TIMEOUT)
 router.execute("systemctl reboot >/dev/null 2>&1 &")
 router.wait_for_console_text(r"Command line: .*router7\\.slot=A\\s", TIMEOUT)
 router.connected = False
-marks["cold reboot"] = ping_outage()
-marks["cold reboot unpack"] = unpack_seconds()
+marks["cold reboot"] = ping.outage(TIMEOUT).seconds
+marks["cold reboot unpack"] = initramfs_unpack_seconds(router)
 
 diagd = {"targets": [f"{ADDR.internet_v4}:{ADDR.http_port}"], "dns_name": ADDR.www_name}
 router.succeed(f"mkdir -p /perm/diagd && echo '{json.dumps(diagd)}' > /perm/diagd/config.json")
 router.succeed("systemctl restart router7-diagd")
 router.succeed("router7-image variant --parts --from /boot/A --version bench-update --out /tmp/v")
 router.succeed(f"{CLIENT} upload /tmp/v && rm -rf /tmp/v")
-ping_start()
+ping.start(TIMEOUT)
 router.succeed(f"{CLIENT} trial --deadline 900")
 router.wait_for_console_text(r"Command line: .*router7\\.slot=B router7\\.trial=1", TIMEOUT)
 router.connected = False
-marks["update (kexec trial)"] = ping_outage()
-marks["update unpack"] = unpack_seconds()
+marks["update (kexec trial)"] = ping.outage(TIMEOUT).seconds
+marks["update unpack"] = initramfs_unpack_seconds(router)
 router.wait_for_unit("router7-updated.service", timeout=TIMEOUT)
 def committed():
     last = json.loads(router.succeed(f"{CLIENT} status"))["last_update"]

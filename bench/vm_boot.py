@@ -56,7 +56,7 @@ def trivial_boot(kernel: Path, accel: str) -> float:
         initrd = Path(tmp) / "initrd"
         trivial_initrd(initrd)
         argv = [
-            qemu.QEMU, "-accel", accel, "-cpu", "host" if accel == "kvm" else "max",
+            qemu.QEMU, "-accel", qemu.accel_option(accel), "-cpu", "host" if accel == "kvm" else "max",
             "-m", "1024", "-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio",
             "-kernel", str(kernel), "-initrd", str(initrd),
             "-append", "console=ttyS0,115200 panic=-1 quiet",

@@ -19,11 +19,11 @@ import json
 import time
 
 from router7.lab.addresses import ADDR
-from router7.lab.scenario import DIAGD, LAN_GW, http_get, wait_for, wait_online
-from router7.updated.outage import measure, ping_argv
+from router7.lab.scenario import (
+    DIAGD, LAN_GW, LanPing, http_get, initramfs_unpack_seconds, wait_for, wait_online,
+)  # fmt: skip
 
 CLIENT = f"python3 -m router7.updated.client --router {LAN_GW} --token-file /perm/admin/token"
-PING_LOG = "/tmp/router7-update-ping.log"
 t_start = time.monotonic()
 
 
@@ -158,21 +158,16 @@ with subtest("good update: committed in slot B; the LAN host's outage is measure
     t0 = time.monotonic()
     good = variant("update-good")
     router.succeed(f"{CLIENT} upload {good} && rm -rf {good}")
-    lan.succeed(
-        f"{' '.join(ping_argv(ADDR.internet_v4))} > {PING_LOG} 2>&1 & "
-        f"echo $! > {PING_LOG}.pid"
-    )
-    lan.wait_until_succeeds(f"grep -q 'bytes from' {PING_LOG}")
+    ping = LanPing(lan, ADDR.internet_v4)
+    ping.start()
     trial(600)
     kexec_into_b()
     router.wait_for_unit("router7-updated.service")
     # The backstop waits for the deadline (+300 s) of the trial's command line.
     router.succeed("systemctl is-active router7-trial-guard && grep -q 'router7.deadline=600' /proc/cmdline")
     last = wait_for(settled, "the commit")
-    lan.wait_until_succeeds(f"tail -n 3 {PING_LOG} | grep -q 'bytes from'")
-    lan.succeed(f"kill $(cat {PING_LOG}.pid)")
-    outage = measure(lan.succeed(f"cat {PING_LOG}"))
     assert last["result"] == "committed", last
+    outage = ping.outage()
     now = status()
     assert (now["running_slot"], now["default_slot"], now["version"]) == (
         "B", "B", "update-good",
@@ -180,7 +175,7 @@ with subtest("good update: committed in slot B; the LAN host's outage is measure
     router.succeed("grep -qx 'DEFAULT B' /boot/default.cfg")
     print(
         f"update committed {last['durations'].get('boot_to_healthy')} s after its boot; "
-        f"LAN host outage {outage}"
+        f"LAN host outage {outage} (initramfs unpack {initramfs_unpack_seconds(router):.1f} s)"
     )
 
 print(f"update scenario: {time.monotonic() - t_start:.0f} s")

@@ -11,7 +11,9 @@ from router7.lab.addresses import ADDR
 from router7.lab.configs import StatePaths
 from router7.lab.scenario import (
     SHORT_LEASES,
+    LanPing,
     addresses,
+    initramfs_unpack_seconds,
     parse_metrics,
     parse_time,
     renewed,
@@ -89,3 +91,31 @@ def test_short_leases_leave_room_between_t2_and_the_end(tmp_path):
     lease4 = v4["valid-lifetime"]
     assert v6["rebind-timer"] < v4["rebind-timer"] < lease4 - 8
     assert v6["valid-lifetime"] > 2 * lease4 + 60
+
+
+def test_lan_ping_measures_the_gap_once_replies_are_back():
+    log = "\n".join(
+        [
+            "[100.0] 64 bytes from 203.0.113.10: icmp_seq=1 ttl=63 time=1 ms",
+            "[100.1] no answer yet for icmp_seq=2",
+            "[130.1] 64 bytes from 203.0.113.10: icmp_seq=3 ttl=63 time=1 ms",
+        ]
+    )
+    lan = FakeMachine(["", "", log])
+    lan.wait_until_succeeds = lambda command, timeout: lan.commands.append(command)
+    ping = LanPing(lan, "203.0.113.10", log="/tmp/p.log")
+    ping.start()
+    outage = ping.outage(replies=5)
+    assert lan.commands[0].startswith("ping -D -n -O -i 0.1 -W 1 203.0.113.10 > /tmp/p.log")
+    assert "tail -n 5 /tmp/p.log | grep -c 'bytes from' | grep -qx 5" in lan.commands
+    assert "kill $(cat /tmp/p.log.pid)" in lan.commands
+    assert round(outage.seconds, 1) == 30.0 and (outage.sent, outage.answered) == (3, 2)
+
+
+def test_initramfs_unpack_seconds_reads_the_last_boot():
+    first = "Linux version 6.1\n[    1.0] Trying to unpack rootfs image\n[    2.0] Freeing initrd memory"
+    kexec = "Linux version 6.1\n[    1.5] Trying to unpack rootfs image\n[   31.5] Freeing initrd memory"
+    router = SimpleNamespace(get_console_log=lambda: f"{first}\n{kexec}\n")
+    assert initramfs_unpack_seconds(router) == 30.0
+    router = SimpleNamespace(get_console_log=lambda: "Linux version 6.1\n[ 0.1] no initrd\n")
+    assert initramfs_unpack_seconds(router) != initramfs_unpack_seconds(router)  # nan

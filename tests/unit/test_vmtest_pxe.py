@@ -1,4 +1,5 @@
-"""The VM launcher's pxe boot path and blank disk, and scenario header options."""
+"""The VM launcher's qemu command line (pxe boot path, blank disk, TCG cache) and
+scenario header options."""
 
 from __future__ import annotations
 
@@ -32,6 +33,14 @@ def test_pxe_boots_the_lan_nic_first_then_the_disk(tmp_path):
 def test_other_boot_modes_keep_every_nic_rom_less(tmp_path):
     devs = devices(qemu.argv(config(tmp_path, boot="disk"), accel="tcg"))
     assert all("romfile=" in d for d in devs if "netdev=" in d and "boot-net" not in d)
+
+
+def test_tcg_gets_a_bounded_translation_cache_and_kvm_none(tmp_path):
+    # The bound is what keeps kexec'd systems from crawling under TCG (qemu.py).
+    a = qemu.argv(config(tmp_path), accel="tcg")
+    assert a[a.index("-accel") + 1] == f"tcg,tb-size={qemu.TCG_CACHE_MIB}"
+    a = qemu.argv(config(tmp_path), accel="kvm")
+    assert a[a.index("-accel") + 1] == "kvm"
 
 
 def test_blank_disk_is_empty_and_sized(tmp_path):

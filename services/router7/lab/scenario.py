@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from router7.runtime import ports
+from router7.updated.outage import Outage, measure, ping_argv
 
 LAN_GW = "192.168.42.1"
 LAN_V4 = ipaddress.ip_network("192.168.42.0/24")
@@ -189,3 +190,36 @@ def wait_internet(lan, internet_v4: str, internet_v6: str, body: str) -> None:
     for family, host in ((4, internet_v4), (6, f"[{internet_v6}]")):
         got = lan.wait_until_succeeds(f"curl -{family} -sSf --max-time 5 http://{host}/")
         assert got == body, f"IPv{family}: {got!r}"
+
+
+class LanPing:
+    """ping(8) on a LAN host in the background, across an outage the scenario causes
+    (a reboot, an update); ``outage()`` then measures it as router7-safe-update does.
+
+    Both ends wait for replies to `host` through the router: ``start`` for the first,
+    ``outage`` for `replies` in a row, so the gap measured is over."""
+
+    def __init__(self, lan, host: str, log: str = "/tmp/router7-ping.log") -> None:
+        self.lan, self.host, self.log = lan, host, log
+
+    def start(self, timeout: int = 900) -> None:
+        argv = " ".join(ping_argv(self.host))
+        self.lan.succeed(f"{argv} > {self.log} 2>&1 & echo $! > {self.log}.pid")
+        self.lan.wait_until_succeeds(f"grep -q 'bytes from' {self.log}", timeout=timeout)
+
+    def outage(self, timeout: int = 900, replies: int = 5) -> Outage:
+        self.lan.wait_until_succeeds(
+            f"tail -n {replies} {self.log} | grep -c 'bytes from' | grep -qx {replies}",
+            timeout=timeout,
+        )
+        self.lan.succeed(f"kill $(cat {self.log}.pid)")
+        return measure(self.lan.succeed(f"cat {self.log}"))
+
+
+def initramfs_unpack_seconds(router) -> float:
+    """The last boot's initramfs unpack by the kernel's clock (nan if not logged): under
+    TCG a kexec'd kernel's can be slow (docs/updates.md), so scenarios print it."""
+    boot = router.get_console_log().rsplit("Linux version", 1)[-1]
+    start = re.search(r"\[\s*([0-9.]+)\] Trying to unpack rootfs", boot)
+    end = re.search(r"\[\s*([0-9.]+)\] Freeing initrd memory", boot)
+    return float(end.group(1)) - float(start.group(1)) if start and end else float("nan")
