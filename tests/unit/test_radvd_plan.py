@@ -2,6 +2,7 @@
 
 import ipaddress
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -34,6 +35,7 @@ def lease(prefix=A48, preferred=3600, valid=7200, previous=(), obtained=T0):
 
 
 DEFAULTS = Config()
+RFC9096_ONLY = Config(min_valid_lifetime=0)
 
 
 def plan(planner, now, lease_, config=DEFAULTS, extra=(), default_route=True):
@@ -57,19 +59,26 @@ def test_ra_content_from_the_delegated_prefix():
     assert (ra.mtu, ra.source_mac, ra.hop_limit) == (1492, "02:73:53:00:ca:fe", 64)
 
 
-def test_lifetimes_follow_the_remaining_delegated_ones_down_to_zero():
+def test_lifetimes_follow_the_remaining_delegated_ones_down_to_the_floor():
     planner = Planner()
     p = pio(plan(planner, T0 + 10, lease()), A64)
     assert (p.preferred, p.valid) == (ND_PREFERRED_LIMIT, ND_VALID_LIMIT)
     p = pio(plan(planner, T0 + 5000, lease()), A64)
     assert (p.preferred, p.valid) == (0, 2200)  # deprecated by the ISP, still valid
     p = pio(plan(planner, T0 + 7100, lease()), A64)
+    assert (p.preferred, p.valid) == (0, 1800)  # never below 3 × MaxRtrAdvInterval
+
+
+def test_without_the_floor_lifetimes_run_down_to_zero():
+    p = pio(plan(Planner(), T0 + 7100, lease(), config=RFC9096_ONLY), A64)
     assert (p.preferred, p.valid) == (0, 100)
 
 
 def test_preferred_never_exceeds_valid():
-    p = pio(plan(Planner(), T0 + 100, lease(preferred=7000, valid=600)), A64)
+    p = pio(plan(Planner(), T0 + 100, lease(preferred=7000, valid=600), config=RFC9096_ONLY), A64)
     assert (p.preferred, p.valid) == (500, 500)
+    p = pio(plan(Planner(), T0 + 100, lease(preferred=7000, valid=600)), A64)
+    assert (p.preferred, p.valid) == (1800, 1800)
 
 
 def test_configured_subnet_id_and_limits():
@@ -176,12 +185,36 @@ def test_delegation_cut_short_by_the_isp_turns_stale():
     assert plan(planner, T0 + ND_VALID_LIMIT, revoked, default_route=False) is None
 
 
-def test_delegation_running_out_needs_no_stale_signal():
+def test_delegation_running_out_is_kept_and_so_are_the_hosts_addresses():
+    # The ISP's DHCP server is away: no renewal, the router keeps the prefix past its
+    # end, and every RA keeps the hosts' addresses alive (preferred follows the ISP).
     planner = Planner()
     short = lease(preferred=100, valid=200)
-    assert pio(plan(planner, T0 + 150, short), A64).valid == 50
+    for t in (150, 200, 10_000):
+        ra = plan(planner, T0 + t, short)
+        assert [(p.prefix, p.preferred, p.valid) for p in ra.prefixes] == [(A64, 0, 1800)]
+        assert ra.router_lifetime == 1800  # the router still routes it
+    # The server is back with another prefix: the kept one is over at once (its
+    # delegation ended long ago), hosts hold it at most the floor longer.
+    new = lease(prefix=B48, obtained=T0 + 10_100, previous=[Delegated(A48, T0 + 100, T0 + 200)])
+    old = pio(plan(planner, T0 + 10_100, new), A64)
+    assert (old.preferred, old.valid) == (0, 0)
+    assert [p.prefix for p in plan(planner, T0 + 10_000 + 1800, new).prefixes] == [B64]
+
+
+def test_without_the_floor_a_delegation_running_out_needs_no_stale_signal():
+    planner = Planner()
+    short = lease(preferred=100, valid=200)
+    assert pio(plan(planner, T0 + 150, short, config=RFC9096_ONLY), A64).valid == 50
     # hosts were never told more than the delegation's end: nothing left to signal
-    assert plan(planner, T0 + 200, short, default_route=False) is None
+    assert plan(planner, T0 + 200, short, config=RFC9096_ONLY, default_route=False) is None
+
+
+def test_min_valid_lifetime_is_checked():
+    with pytest.raises(ValueError, match="min_valid_lifetime"):
+        Config(min_valid_lifetime=ND_VALID_LIMIT + 1).validate()
+    assert Config(max_interval=1800).effective_min_valid == ND_VALID_LIMIT  # capped
+    assert Config(max_interval=10).effective_min_valid == 30
 
 
 def test_restart_remembers_prefixes_hosts_still_hold():

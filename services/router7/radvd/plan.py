@@ -8,10 +8,17 @@ longer delegated keeps being advertised as stale (RFC 9096) until the hosts'
 copies have run out.
 
 Lifetime policy (RFC 9096 §3, which updates RFC 7084's L-13):
-* a LAN prefix never outlives the delegated prefix: preferred/valid lifetimes
-  are the remaining delegated ones, capped at ND_PREFERRED_LIMIT (2700 s) and
+* a LAN prefix follows the delegated prefix: preferred/valid lifetimes are the
+  remaining delegated ones, capped at ND_PREFERRED_LIMIT (2700 s) and
   ND_VALID_LIMIT (5400 s), so a renumbered host loses an address within 90 min
   even when nobody tells it;
+* except that the router keeps a delegation it could not renew, even past its
+  end (keep connectivity: the dhcp6 client and netconfigd hold on to the last
+  lease while the ISP's DHCP server is away), and so do its hosts: the valid
+  lifetime of a prefix the router keeps is never advertised below
+  ``min_valid_lifetime`` (3 × MaxRtrAdvInterval, outlasting the next RA). RFC
+  9096 alone would let the hosts' addresses run out while the router still
+  routes the prefix. Preferred lifetimes still follow the delegation;
 * a prefix that stopped being delegated (new prefix, lease gone, lifetime run
   out) is advertised with preferred lifetime 0 and a valid lifetime that counts
   down in real time to the moment hosts would drop it anyway (or to the end of
@@ -49,6 +56,7 @@ class Config:
     router_lifetime: int | None = None  # None: 3 × max_interval, at most 9000
     preferred_limit: int = ND_PREFERRED_LIMIT
     valid_limit: int = ND_VALID_LIMIT
+    min_valid_lifetime: int | None = None  # None: 3 × max_interval; 0: RFC 9096 alone
     dnssl: tuple[str, ...] = ("lan",)
     rdnss: tuple[ipaddress.IPv6Address, ...] = ()  # empty: lan0's link-local address
     hop_limit: int = 64
@@ -64,6 +72,12 @@ class Config:
         if self.router_lifetime is not None:
             return self.router_lifetime
         return min(9000, int(3 * self.max_interval))
+
+    @property
+    def effective_min_valid(self) -> int:
+        if self.min_valid_lifetime is not None:
+            return self.min_valid_lifetime
+        return min(self.valid_limit, int(3 * self.max_interval))
 
     @property
     def option_lifetime(self) -> int:
@@ -84,6 +98,8 @@ class Config:
             raise ValueError("hop_limit must be within 0..255")
         if not 0 <= self.preferred_limit <= self.valid_limit:
             raise ValueError("need 0 <= preferred_limit <= valid_limit")
+        if not 0 <= self.effective_min_valid <= self.valid_limit:
+            raise ValueError("min_valid_lifetime must be within 0..valid_limit")
         return self
 
 
@@ -169,6 +185,16 @@ def _remaining(until: float | None, now: float, limit: int) -> int:
     return max(0, min(limit, int(until - now)))
 
 
+def _revoked(d: Delegated, lease: Lease) -> bool:
+    """The ISP itself ended the delegation (a Reply with valid lifetime 0), as opposed to
+    its lifetime running out without a renewal."""
+    return (
+        d.valid_until is not None
+        and lease.obtained_at is not None
+        and d.valid_until <= lease.obtained_at
+    )
+
+
 class Planner:
     """Turns inputs into RouterAdverts and remembers what hosts were told."""
 
@@ -197,6 +223,8 @@ class Planner:
             if lan is None or lan in out:
                 continue
             valid = _remaining(d.valid_until, now, config.valid_limit)
+            if not _revoked(d, lease):
+                valid = max(valid, config.effective_min_valid)  # kept: module docstring
             preferred = min(valid, _remaining(d.preferred_until, now, config.preferred_limit))
             if valid > 0:
                 out[lan] = PrefixInfo(lan, preferred, valid)
