@@ -192,9 +192,8 @@ in
     networking.firewall.enable = false;
     networking.useNetworkd = false;
     services.resolved.enable = false;
-    boot.kernel.sysctl = {
-      "net.ipv4.ip_forward" = 1;
-      "net.ipv6.conf.all.forwarding" = 1;
-    };
+    # No boot-time forwarding sysctls (the kernel's default is off): netconfigd switches
+    # forwarding on once its nftables ruleset is loaded; a packet forwarded before its
+    # NAT rules take effect leaves a conntrack entry without NAT (netconfigd/apply.py).
   };
 }

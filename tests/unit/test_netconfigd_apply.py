@@ -1,4 +1,5 @@
-"""The Applier's firewall decisions, with a fake nft: when it sends nothing, a chain, or all.
+"""The Applier's firewall decisions, with a fake nft: when it sends nothing, a chain, or all;
+and its order: the ruleset before addresses, routes and forwarding.
 
 (Links, addresses and routes need a kernel: tests/integration/test_netconfigd.py.)
 """
@@ -10,7 +11,7 @@ from router7.netconfigd.apply import Applier, Result
 from router7.netconfigd.config import parse_forwardings
 from router7.netconfigd.links import Link, find_spec
 from router7.netconfigd.nft import NftError
-from router7.netconfigd.plan import LinkSpec, Plan
+from router7.netconfigd.plan import LinkSpec, Plan, sysctls_for
 
 
 class FakeNft:
@@ -125,3 +126,74 @@ def test_links_found_by_mac_spoofed_mac_or_name():
     assert find_spec(link("eth7", "02:00:00:00:00:99"), specs) is None
     # A bridge member keeps its name: the bridge, not the port, is lan0.
     assert find_spec(link("eth1", "02:00:00:00:00:02", master=5), specs) is None
+
+
+class Recorder:
+    """Stands in for the link, WireGuard and address appliers: notes what ran, in order."""
+
+    def __init__(self, events, nft):
+        self.events, self.nft, self.ipr = events, nft, None
+        self.sysctls = None
+
+    def apply(self, plan, names=None):
+        if names is None:  # LinkApplier.apply(plan)
+            self.events.append("links")
+            return []
+        self.events.append(f"addresses (nft scripts so far: {len(self.nft.scripts)})")
+        self.sysctls = dict(plan.sysctls)
+        return [], False
+
+    def create_links(self, wireguard):
+        return []
+
+    def configure(self, wireguard):
+        return []
+
+
+class NoNetlink:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def applier_with_recorders(monkeypatch, nft):
+    import router7.netconfigd.apply as apply_mod
+
+    monkeypatch.setattr(apply_mod, "read_links", lambda ipr: [])
+    a = Applier(ipr_factory=NoNetlink, nft=nft)
+    events = []
+    a._links = a._wireguard = a._addresses = Recorder(events, nft)
+    return a, events
+
+
+def test_ruleset_is_loaded_before_addresses_routes_and_forwarding(monkeypatch):
+    nft = FakeNft()
+    a, events = applier_with_recorders(monkeypatch, nft)
+    p = Plan(sysctls=sysctls_for("uplink0"))
+    result = a.apply(p)
+    assert events == ["links", "addresses (nft scripts so far: 1)"]
+    assert result.firewall == "rebuilt" and result.errors == []
+    assert a._addresses.sysctls["net/ipv4/ip_forward"] == "1"
+    assert a._addresses.sysctls["net/ipv6/conf/all/forwarding"] == "1"
+
+
+def test_forwarding_off_while_no_ruleset_is_in_place(monkeypatch):
+    nft = FakeNft()
+
+    def fail(script):
+        raise NftError("nft -f - failed: Error: Could not process rule")
+
+    nft.apply = fail
+    a, _ = applier_with_recorders(monkeypatch, nft)
+    result = a.apply(Plan(sysctls=sysctls_for("uplink0")))
+    assert result.firewall == "failed"
+    assert "forwarding off: no firewall in place" in result.errors
+    sysctls = a._addresses.sysctls
+    assert sysctls["net/ipv4/ip_forward"] == sysctls["net/ipv6/conf/all/forwarding"] == "0"
+    assert sysctls["net/ipv6/conf/uplink0/accept_ra"] == "2"  # the rest still applies
+    # A failed change on top of a loaded ruleset leaves that ruleset (all or nothing): on.
+    nft.kernel[("inet", "router7")] = nft.kernel[("ip", "router7-nat")] = "loaded earlier"
+    result = a.apply(Plan(sysctls=sysctls_for("uplink0")))
+    assert result.firewall == "failed" and a._addresses.sysctls["net/ipv4/ip_forward"] == "1"

@@ -242,6 +242,30 @@ def test_trial_past_its_deadline_at_start_rolls_back_at_once():
     assert acts.committed == [] and len(acts.rolled_back) == 1
 
 
+def test_trial_past_its_deadline_waits_for_diagd_to_name_the_reason():
+    clock = task.Clock()
+    clock.advance(80)  # a short deadline, and diagd still starting
+    refused = ConnectionRefusedError("refused")
+    unhealthy = {"healthy": False, "first_error": "link/uplink9: uplink9 does not exist"}
+    acts = Acts(clock, [refused] * 3 + [unhealthy, {"healthy": True}])
+    acts.trial(deadline=60).start()
+    clock.pump([5] * 2)
+    assert acts.rolled_back == []  # 10 s past the start: diagd refused three times
+    clock.pump([5])
+    assert acts.committed == [] and len(acts.rolled_back) == 1
+    assert "uplink9 does not exist" in acts.rolled_back[0]
+    # diagd never answers: rolled back once the grace is over, naming that.
+    clock = task.Clock()
+    clock.advance(70)
+    acts = Acts(clock, [refused] * 100)
+    acts.trial(deadline=60).start()
+    clock.pump([5] * 9)  # uptime 115: still inside the grace (60 + REASON_GRACE)
+    assert acts.rolled_back == []
+    clock.pump([5] * 2)
+    assert len(acts.rolled_back) == 1 and "diagd unreachable" in acts.rolled_back[0]
+    assert not clock.getDelayedCalls()
+
+
 def test_history_settle_keeps_steps(tmp_path):
     h = hist.History(tmp_path)
     h.append({"id": "a", "result": hist.TRIAL})

@@ -1,4 +1,12 @@
-"""One apply run: plan -> links, WireGuard, addresses, routes, sysctls, nftables.
+"""One apply run: plan -> links, WireGuard, nftables, addresses, routes, sysctls.
+
+The ruleset comes before the addresses, routes and forwarding sysctls. Loading it
+switches conntrack on before its NAT rules take effect (the transaction sets up its
+expressions first), so a packet forwarded meanwhile gets a conntrack entry without
+NAT, and a flow that keeps sending (a ping, a VoIP or WireGuard stream from a fixed
+port) keeps that entry alive and leaves the router with its private source address
+for good. Seen after an update under qemu; tests/integration/test_netconfigd.py
+widens the window to catch it. Forwarding is on only while our ruleset is loaded.
 
 Steps collect errors and keep going (reference §3.1): a broken port forwarding
 must not stop the DHCP address from being configured. The Applier lives as long
@@ -11,14 +19,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from router7.netconfigd import firewall
 from router7.netconfigd.addrs import AddressApplier
 from router7.netconfigd.links import LinkApplier, read_links
 from router7.netconfigd.nft import Nft, NftError
-from router7.netconfigd.plan import Plan
+from router7.netconfigd.plan import FORWARDING, Plan
 from router7.netconfigd.wireguard import WireguardApplier
 from router7.runtime.statefile import write_json_atomic
 
@@ -65,11 +73,26 @@ class Applier:
             result.errors += self._links.apply(plan)
             result.errors += self._wireguard.create_links(plan.wireguard)
             names = {lk.name: lk.index for lk in read_links(ipr)}
+            self._firewall(plan, set(names), result)
+            if not self._ruleset_loaded(result):  # module docstring
+                off = tuple((k, "0") if (k, v) in FORWARDING else (k, v) for k, v in plan.sysctls)
+                plan = replace(plan, sysctls=off)
+                result.errors.append("forwarding off: no firewall in place")
             errors, result.addresses_changed = self._addresses.apply(plan, names)
             result.errors += errors
-            self._firewall(plan, set(names), result)
             result.errors += self._wireguard.configure(plan.wireguard)
         return result
+
+    def _ruleset_loaded(self, result: Result) -> bool:
+        """Our tables are in the kernel: just applied or verified unchanged, or, when
+        this run's transaction failed, left from an earlier one (a batch is all or
+        nothing)."""
+        if result.firewall != "failed":
+            return True
+        try:
+            return {firewall.FILTER_TABLE, firewall.NAT_TABLE} <= set(self.nft.tables())
+        except NftError:
+            return False
 
     def firewall_spec(self, plan: Plan, existing: set[str]) -> firewall.FirewallSpec:
         devices = tuple(

@@ -95,11 +95,13 @@ def lan_address_for(prefix: ipaddress.IPv6Network) -> ipaddress.IPv6Interface:
     return ipaddress.IPv6Interface(f"{prefix.network_address + 1}/{plen}")
 
 
+# all.forwarding before accept_ra: writing it resets per-interface settings.
+FORWARDING = (("net/ipv4/ip_forward", "1"), ("net/ipv6/conf/all/forwarding", "1"))
+
+
 def sysctls_for(uplink: str, backups: tuple[str, ...] = ()) -> tuple[tuple[str, str], ...]:
     return (
-        ("net/ipv4/ip_forward", "1"),
-        # all.forwarding first: writing it resets per-interface settings such as accept_ra.
-        ("net/ipv6/conf/all/forwarding", "1"),
+        *FORWARDING,
         ("net/ipv4/icmp_ratelimit", "0"),
         ("net/ipv6/icmp/ratelimit", "0"),
         # 2 = accept RAs although forwarding: keeps the ISP's default route (and SLAAC).

@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 DEFAULT_DEADLINE = 600.0  # seconds from boot; the trial request may set another
 HEALTHY_IN_A_ROW = 2  # one good verdict could be luck between two outages
 INTERVAL = 5.0
+# Past the deadline, diagd may still be starting (a slow boot, a short deadline): wait
+# this long for one answer from it, so the rollback names the failed check rather than
+# "diagd unreachable". Far inside router7-trial-guard's 300 s backstop.
+REASON_GRACE = 60.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class Trial:
         self.interval = interval
         self.good = 0
         self.last_error = "no health verdict yet"
+        self.answered = False  # diagd gave a verdict at least once
         self.probed = False
         self.state = "waiting"  # then "committed" or "rolled back"
         self._call = None
@@ -100,11 +105,15 @@ class Trial:
         self._call = None
         if self.state != "waiting":
             return
-        if self.uptime() >= self.deadline and self.probed:
+        late = self.uptime() >= self.deadline
+        if (
+            late
+            and self.probed
+            and (self.answered or self.uptime() >= self.deadline + REASON_GRACE)
+        ):
             self._rollback(f"not healthy within {self.deadline:.0f} s: {self.last_error}")
             return
-        # Past the deadline already (a slow start): one probe still, for the reason.
-        late = self.uptime() >= self.deadline
+        # Past the deadline (a slow start): probes still, for the reason only.
         self.probed = True
         d = defer.maybeDeferred(self.probe)
         if late:
@@ -116,6 +125,7 @@ class Trial:
         d.addBoth(lambda _: self._again())
 
     def _verdict(self, health) -> None:
+        self.answered = True
         if isinstance(health, dict) and health.get("healthy") is True:
             self.good += 1
             if self.good >= HEALTHY_IN_A_ROW:
@@ -132,8 +142,11 @@ class Trial:
 
     def _again(self) -> None:
         if self.state == "waiting":
-            remaining = max(0.0, self.deadline - self.uptime())
-            self._call = self.clock.callLater(min(self.interval, remaining), self._check)
+            remaining = self.deadline - self.uptime()
+            delay = min(self.interval, remaining) if remaining > 0 else 0.0
+            if remaining <= 0 and not self.answered:
+                delay = min(self.interval, self.deadline + REASON_GRACE - self.uptime())
+            self._call = self.clock.callLater(max(0.0, delay), self._check)
 
     def _rollback(self, reason: str) -> None:
         self.state = hist.ROLLED_BACK
