@@ -2,13 +2,14 @@
 # (The NixOS test node boots its own kernel from the Nix store, not a disk with the
 # boot partition's slots A and B: under Nix this scenario has nothing to update.)
 #
-# Updates that undo themselves, on one VM (three kexec trials, two rollback resets):
+# Updates that undo themselves, on one VM (four kexec trials, three rollback resets):
 #   bad input   a wrong token, a truncated initrd, a wrong digest: refused, slot B untouched
 #   unhealthy   an update whose uplink is broken: the new system reboots itself into slot A
 #   panic       an update whose kernel panics: panic=10 reboots into slot A; the old
-#               system records the rollback. (A hang takes the same way back, by the
-#               watchdog, which counts through the kexec: minutes, not repeated here;
-#               docs/updates.md.)
+#               system records the rollback
+#   hang        an update that never starts systemd (its init is a shell waiting on
+#               the console): the hardware watchdog, armed by the old system and
+#               counting through the kexec, resets the VM into slot A
 #   commit      a good update: the router runs it from slot B, committed; the LAN host's
 #               outage (ping every 100 ms through the router) is printed
 # The updates are variants of the running image made on the router itself
@@ -152,6 +153,21 @@ with subtest("panicking kernel: panic=10 resets into slot A; the old system reco
     assert last["result"] == "rolled back" and "before it committed" in last["reason"], last
     assert status()["running_slot"] == "A"
     print(f"panicking update rolled back in {time.monotonic() - t0:.0f} s")
+
+with subtest("hanging system: the watchdog resets it into slot A; the old system records it"):
+    t0 = time.monotonic()
+    hangs = variant("update-hang", "--append", "rdinit=/bin/sh")
+    router.succeed(f"{CLIENT} upload {hangs} && rm -rf {hangs}")
+    trial(300)
+    kexec_into_b()
+    # No systemd, so nothing pings the watchdog, nor loads its driver: the old system's
+    # timeout (qemu's i6300esb: 4 min) runs out, watchdog.stop_on_reboot=0 kept it going.
+    router.wait_for_console_text(r"Run /bin/sh as init process", 600)
+    back_in_a()
+    last = wait_for(settled, "the rollback to be recorded")
+    assert last["result"] == "rolled back" and "before it committed" in last["reason"], last
+    assert status()["running_slot"] == "A"
+    print(f"hanging update rolled back in {time.monotonic() - t0:.0f} s")
 
 with subtest("good update: committed in slot B; the LAN host's outage is measured"):
     wait_online(router, lan)

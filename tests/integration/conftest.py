@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -60,6 +61,15 @@ def start_router(lab: Lab, needed: set[str]) -> RouterServices:
 
 
 @pytest.fixture(scope="session")
+def read_json(path: Path):
+    """A state file the router's services write, or None while it is missing or half
+    there (the tests poll it)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def host_resolv_conf() -> bytes | None:
     return _HOST_RESOLV_CONF
 

@@ -17,18 +17,16 @@ import pytest
 from router7.lab import Lab, pathprobe
 from router7.lab.failover import BACKUP_V4, PRIMARY_V4, Stopwatch, break_primary, restore_primary
 from tests.helpers.polling import log_files, wait_for
-from tests.integration.conftest import lab_unavailable, session_prefix, start_router
+from tests.integration.conftest import (
+    lab_unavailable,
+    read_json,
+    session_prefix,
+    start_router,
+)
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 NEEDED = {"netconfigd", "dhcp4", "dhcp6", "dhcp4d", "radvd", "failoverd"}
-
-
-def read_json(path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,12 @@ import pytest
 from router7.lab import ADDR, Lab
 from router7.lab.router import LAN_ADDRESS
 from tests.helpers.polling import log_files, wait_for
-from tests.integration.conftest import lab_unavailable, session_prefix, start_router
+from tests.integration.conftest import (
+    lab_unavailable,
+    read_json,
+    session_prefix,
+    start_router,
+)
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -34,13 +39,6 @@ def wait(predicate, timeout, what, router=None):
     """wait_for every 0.5 s; on timeout, show the tails of the router's service logs."""
     logs = log_files(router.logs) if router is not None else ()
     return wait_for(predicate, what, timeout, interval=0.5, logs=logs)
-
-
-def read_json(path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 @pytest.fixture(scope="module")

@@ -164,3 +164,10 @@ def test_send_errors_are_counted_not_raised(tmp_path):
     client.reactor.advance(5)  # the retransmission timer keeps going
     assert metric("dhcp4_send_errors_total") == before + 2
     assert client.core.state is State.SELECTING
+
+
+def test_a_backup_uplinks_client_has_its_own_pid_file_and_port(tmp_path):
+    primary, backup = make(tmp_path), make(tmp_path, "--uplink", "uplink1")
+    assert (primary.instance, primary.args.http_port) == ("dhcp4", 8069)
+    assert (backup.instance, backup.args.http_port) == ("dhcp4-uplink1", 8169)
+    assert make(tmp_path, "--uplink", "uplink1", "--http-port", "9000").args.http_port == 9000

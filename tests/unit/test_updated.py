@@ -240,6 +240,7 @@ def test_trial_past_its_deadline_at_start_rolls_back_at_once():
     acts.trial(deadline=60).start()
     clock.advance(0)
     assert acts.committed == [] and len(acts.rolled_back) == 1
+    assert "not healthy within 60 s: diagd: healthy only at 100 s" in acts.rolled_back[0]
 
 
 def test_trial_past_its_deadline_waits_for_diagd_to_name_the_reason():

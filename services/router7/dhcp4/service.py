@@ -11,11 +11,10 @@ from router7.dhcp4.client import Dhcp4Core, Listener, State, Transmit
 from router7.dhcp4.lease import Lease, LeaseStore
 from router7.dhcp4.transport import PacketTransport
 from router7.netconfigd.config import read_interfaces
-from router7.runtime import ports
 from router7.runtime.netlink import CarrierEdge
 from router7.runtime.service import EXIT_DONT_RESTART, Service
 from router7.runtime.statefile import StateFileError
-from router7.runtime.uplink import http_port_for, instance_name
+from router7.runtime.uplink import PerUplink
 
 log = logging.getLogger(__name__)
 
@@ -33,23 +32,12 @@ def spoofed_mac(perm: Path, ifname: str) -> bytes | None:
     return wire.parse_mac(configured.spoof_hardware_addr)
 
 
-class Dhcp4Client(Service, Listener):
+class Dhcp4Client(PerUplink, Service, Listener):
     """DHCPv4 client on the uplink: keeps an IPv4 lease and hands it to netconfigd."""
 
     name = "dhcp4"
     description = __doc__
     uses_lan = False
-
-    def __init__(self, args, reactor, **kw):
-        # A backup uplink's client (uplink1) runs beside the primary's: its own pid
-        # file, state directory and management port.
-        if getattr(args, "http_port", 0) == ports.HTTP[self.name]:
-            args.http_port = http_port_for(args.http_port, args.uplink)
-        super().__init__(args, reactor, **kw)
-
-    @property
-    def instance(self) -> str:
-        return instance_name(self.name, self.args.uplink)
 
     @classmethod
     def add_arguments(cls, parser) -> None:

@@ -122,11 +122,15 @@ OPT_MESSAGE_TYPE, OPT_SERVER_ID, OPT_PARAMETERS, OPT_MESSAGE, OPT_MAX_SIZE = 53,
 OPT_T1, OPT_T2, OPT_CLIENT_ID = 58, 59, 61
 
 
-def options(data: bytes) -> dict[int, bytes]:
+def options(data: bytes, strict: bool = True) -> dict[int, bytes]:
     """The options region as {code: value}; the first of repeated codes wins.
 
-    RFC 3396 concatenation and option overload (sname/file) are not needed by the
-    client: no server it talks to sends long options.
+    The one reader of DHCPv4 options: this client, the LAN server (dhcp4d) and
+    router7-recover's PXE server. An option that runs past the packet raises
+    MalformedPacket, or with ``strict=False`` (the server's leniency towards odd
+    clients) ends the list, the options before it counting. RFC 3396 concatenation
+    and option overload (sname/file) are needed by none of them: nobody they talk to
+    sends long options.
     """
     found: dict[int, bytes] = {}
     i = 0
@@ -138,8 +142,10 @@ def options(data: bytes) -> dict[int, bytes]:
             i += 1
             continue
         if i + 2 > len(data) or i + 2 + data[i + 1] > len(data):
+            if not strict:
+                break
             raise MalformedPacket("options", f"option {code} runs past the packet")
-        found.setdefault(code, data[i + 2 : i + 2 + data[i + 1]])
+        found.setdefault(code, bytes(data[i + 2 : i + 2 + data[i + 1]]))
         i += 2 + data[i + 1]
     return found
 

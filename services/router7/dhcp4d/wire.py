@@ -23,6 +23,7 @@ from router7.dhcp4.wire import (  # noqa: F401 - re-exported for the server modu
     OFFER,
     RELEASE,
     REQUEST,
+    options,
     udp_ipv4,
 )
 from router7.dhcp4.wire import MESSAGE_TYPES as TYPE_NAMES
@@ -97,7 +98,7 @@ def decode(data: bytes) -> Request:
         raise Malformed("not_request")
     if htype != 1 or hlen != 6:
         raise Malformed("not_ethernet")
-    opts = _options(data[240:])
+    opts = options(data[240:], strict=False)
     msg_type = opts.get(53)
     if msg_type is None or len(msg_type) != 1 or not DISCOVER <= msg_type[0] <= INFORM:
         raise Malformed("no_message_type")
@@ -125,23 +126,6 @@ def decode(data: bytes) -> Request:
         vendor_class=opts.get(60),
         client_id=opts.get(61),
     )
-
-
-def _options(data: bytes) -> dict[int, bytes]:
-    """{code: value}, the first of repeated codes winning. Leniently: an option that
-    runs past the packet ends the list (the options before it still count)."""
-    found: dict[int, bytes] = {}
-    i = 0
-    while i + 1 < len(data) and data[i] != 255:
-        if data[i] == 0:  # pad
-            i += 1
-            continue
-        code, end = data[i], i + 2 + data[i + 1]
-        if end > len(data):
-            break
-        found.setdefault(code, bytes(data[i + 2 : end]))
-        i = end
-    return found
 
 
 _BOOTP_HEADER = struct.Struct("!BBBBIHH4s4s4s4s16s64s128s")

@@ -14,33 +14,21 @@ from router7.dhcp6.duid import duid_path, iaid_from_mac, load_or_create
 from router7.dhcp6.lease import Lease
 from router7.dhcp6.metrics import MetricsListener
 from router7.dhcp6.transport import UplinkTransport
-from router7.runtime import ports
 from router7.runtime.netlink import CarrierEdge
 from router7.runtime.service import EXIT_DONT_RESTART, Service
-from router7.runtime.uplink import http_port_for, instance_name
+from router7.runtime.uplink import PerUplink
 
 log = logging.getLogger(__name__)
 
 ROUTER_SOL_MAX_RT = 120
 
 
-class Dhcp6Client(Service, MetricsListener):
+class Dhcp6Client(PerUplink, Service, MetricsListener):
     """Obtain and keep an IPv6 prefix delegation (and DNS servers) on the uplink."""
 
     name = "dhcp6"
     description = "DHCPv6 prefix delegation client on the uplink"
     uses_lan = False
-
-    def __init__(self, args, reactor, **kw):
-        # A backup uplink's client (uplink1) runs beside the primary's: its own pid
-        # file, state directory and management port.
-        if getattr(args, "http_port", 0) == ports.HTTP[self.name]:
-            args.http_port = http_port_for(args.http_port, args.uplink)
-        super().__init__(args, reactor, **kw)
-
-    @property
-    def instance(self) -> str:
-        return instance_name(self.name, self.args.uplink)
 
     @classmethod
     def add_arguments(cls, parser) -> None:

@@ -15,11 +15,14 @@ import struct
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
+from router7.dhcp4.wire import MalformedPacket
+from router7.dhcp4.wire import options as read_options
+
 MAGIC = b"\x63\x82\x53\x63"
 SERVER_PORT, CLIENT_PORT = 67, 68
 DISCOVER, OFFER, REQUEST, DECLINE, ACK, NAK, RELEASE, INFORM = range(1, 9)
 BOOTREQUEST, BOOTREPLY = 1, 2
-OPT_PAD, OPT_END = 0, 255
+OPT_END = 255
 OPT_NETMASK, OPT_REQUESTED, OPT_LEASE, OPT_TYPE, OPT_SERVER_ID = 1, 50, 51, 53, 54
 OPT_VENDOR_CLASS, OPT_TFTP_SERVER, OPT_BOOTFILE, OPT_USER_CLASS = 60, 66, 67, 77
 OPT_OVERLOAD = 52
@@ -66,26 +69,11 @@ def _addr(raw: bytes | None) -> IPv4Address | None:
 
 
 def parse_options(data: bytes) -> dict[int, bytes]:
-    """Options as code -> value; the first occurrence wins (RFC 3396 concatenation
-    is for long options we never need). Truncated options are Malformed."""
-    opts: dict[int, bytes] = {}
-    i = 0
-    while i < len(data):
-        code = data[i]
-        if code == OPT_END:
-            break
-        if code == OPT_PAD:
-            i += 1
-            continue
-        if i + 1 >= len(data):
-            raise Malformed("truncated option")
-        length = data[i + 1]
-        value = data[i + 2 : i + 2 + length]
-        if len(value) != length:
-            raise Malformed(f"option {code} truncated")
-        opts.setdefault(code, value)
-        i += 2 + length
-    return opts
+    """Options as code -> value, read as router7's DHCP client and server read them."""
+    try:
+        return read_options(data)
+    except MalformedPacket as e:
+        raise Malformed(str(e)) from None
 
 
 def decode(data: bytes) -> Request:

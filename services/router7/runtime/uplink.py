@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
+from router7.runtime import ports
+
 UPLINK_PATTERN = "uplink*"  # nftables and fnmatch wildcards agree for a trailing '*'
 
 
@@ -45,3 +47,18 @@ def http_port_for(port: int, ifname: str) -> int:
     """A per-uplink service's management port: its default for the primary, +100 per
     backup uplink (dhcp4 on uplink1: 8169), so two instances never collide."""
     return port + 100 * int(ifname[6:]) if port and is_backup_uplink(ifname) else port
+
+
+class PerUplink:
+    """Mixin for a Service that runs once per uplink (the DHCP clients): a backup
+    uplink's instance runs beside the primary's with its own pid file, state directory
+    and management port. Put it before Service in the bases."""
+
+    def __init__(self, args, reactor, **kw):
+        if getattr(args, "http_port", 0) == ports.HTTP[self.name]:
+            args.http_port = http_port_for(args.http_port, args.uplink)
+        super().__init__(args, reactor, **kw)
+
+    @property
+    def instance(self) -> str:
+        return instance_name(self.name, self.args.uplink)

@@ -117,12 +117,18 @@ class Trial:
         self.probed = True
         d = defer.maybeDeferred(self.probe)
         if late:
-            d.addCallback(
-                lambda health: {**health, "healthy": False} if isinstance(health, dict) else health
-            )
+            d.addCallback(self._too_late)
         d.addCallbacks(self._verdict, self._probe_failed)
         d.addErrback(lambda f: log.error("update trial: %s", f.getTraceback()))
         d.addBoth(lambda _: self._again())
+
+    def _too_late(self, health):
+        """A verdict past the deadline never commits; a healthy one says so."""
+        if not isinstance(health, dict):
+            return health
+        if health.get("healthy") is True:
+            return {"healthy": False, "first_error": f"healthy only at {self.uptime():.0f} s"}
+        return {**health, "healthy": False}
 
     def _verdict(self, health) -> None:
         self.answered = True
