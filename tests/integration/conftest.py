@@ -60,7 +60,6 @@ def start_router(lab: Lab, needed: set[str]) -> RouterServices:
     return router
 
 
-@pytest.fixture(scope="session")
 def read_json(path: Path):
     """A state file the router's services write, or None while it is missing or half
     there (the tests poll it)."""
@@ -70,6 +69,7 @@ def read_json(path: Path):
         return None
 
 
+@pytest.fixture(scope="session")
 def host_resolv_conf() -> bytes | None:
     return _HOST_RESOLV_CONF
 
