@@ -161,7 +161,7 @@ with subtest("hanging system: the watchdog resets it into slot A; the old system
     trial(300)
     kexec_into_b()
     # No systemd, so nothing pings the watchdog, nor loads its driver: the old system's
-    # timeout (qemu's i6300esb: 4 min) runs out, watchdog.stop_on_reboot=0 kept it going.
+    # timeout (3 min) runs out, watchdog.stop_on_reboot=0 having kept it going.
     router.wait_for_console_text(r"Run /bin/sh as init process", 600)
     back_in_a()
     last = wait_for(settled, "the rollback to be recorded")

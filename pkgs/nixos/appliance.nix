@@ -81,7 +81,7 @@ in
     ];
   };
   systemd.watchdog = {
-    runtimeTime = "10min"; # as the Debian leg: a kexec under qemu without KVM needs it
+    runtimeTime = "3min"; # as the Debian leg (router7-watchdog.conf says why)
     rebootTime = "10min";
   };
   environment.etc."router7/version".text =
