@@ -29,7 +29,7 @@ from router7.vmtest import image
 # scenario missing here counts as long (new ones often boot several times) and
 # starts among the first.
 EXPECTED_SECONDS = {
-    "update": 800,  # one cold boot, four kexec trials, three resets
+    "update": 880,  # one cold boot, four kexec trials, three resets
     "isp_outage": 480,  # the servers stay away past the delegation's end
     "netboot_install": 350,  # three boots: recovery, disk, recovery
     "failover": 200,
